@@ -1,0 +1,140 @@
+//! The running server: shared state, the listener, and its lifecycle.
+//!
+//! `Application::build` binds first (port 0 in tests) and reports the real address, then
+//! `run_until` serves until the shutdown future resolves: the listener closes at once,
+//! in-flight requests get `server.shutdown_grace_secs` to finish.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::auth::tokens::TokenKeys;
+use crate::auth::Accounts;
+use crate::config::Config;
+use crate::db::{migrate, sessions, Db};
+
+/// Everything a request handler may need. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub accounts: Accounts,
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub started_at: Instant,
+}
+
+impl AppState {
+    pub fn new(config: Arc<Config>, db: Db) -> anyhow::Result<Self> {
+        let tokens = TokenKeys::from_config(&config)?;
+        let accounts = Accounts::new(db.clone(), &config, tokens);
+        Ok(Self {
+            accounts,
+            db,
+            config,
+            started_at: Instant::now(),
+        })
+    }
+}
+
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: AppState,
+}
+
+impl Application {
+    /// Binds `server.bind` and prepares the state. Does not touch the database.
+    pub async fn build(config: Arc<Config>, db: Db) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.server.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.server.bind))?;
+        let addr = listener.local_addr()?;
+        let state = AppState::new(config, db)?;
+        Ok(Self { listener, addr, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then drains for at most the grace period.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let Application { listener, state, .. } = self;
+        let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
+        let housekeeping = tokio::spawn(housekeeping(state.db.clone()));
+        let hasher = state.accounts.hasher.clone();
+        tokio::spawn(async move {
+            if let Err(e) = hasher.warm_up().await {
+                tracing::warn!("password hasher warm-up failed: {e}");
+            }
+        });
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = warp::serve(crate::http::routes(state))
+            .incoming(listener)
+            .graceful(async move {
+                let _ = stop_rx.await;
+            });
+        let mut server = tokio::spawn(server.run());
+        tokio::select! {
+            _ = &mut server => {}
+            _ = shutdown => {
+                tracing::info!("shutting down: no new connections, {}s for in-flight requests", grace.as_secs());
+                let _ = stop_tx.send(());
+                if tokio::time::timeout(grace, &mut server).await.is_err() {
+                    tracing::warn!("grace period over; closing remaining connections");
+                    server.abort();
+                }
+            }
+        }
+        housekeeping.abort();
+    }
+}
+
+/// Applies pending migrations through a pooled connection.
+pub async fn apply_migrations(db: &Db) -> anyhow::Result<Vec<migrate::Migration>> {
+    let mut conn = db.conn().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let applied = migrate::run(&mut conn, &migrate::embedded()?).await?;
+    Ok(applied)
+}
+
+/// Periodic clean-up that belongs to no request: ended sessions are purged hourly.
+async fn housekeeping(db: Db) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        match db.conn().await {
+            Ok(conn) => match sessions::purge_ended(&*conn).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(sessions = n, "purged ended sessions"),
+                Err(e) => tracing::warn!("session purge failed: {e}"),
+            },
+            Err(e) => tracing::warn!("session purge skipped: {e}"),
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("interrupt received"),
+        _ = term => tracing::info!("SIGTERM received"),
+    }
+}

@@ -1,0 +1,221 @@
+//! Access tokens (JWT, HS256, pinned) and refresh tokens (opaque, stored hashed).
+//!
+//! The algorithm is fixed on both sides: a token whose header names another algorithm
+//! (including `none`) is rejected, so there is no algorithm confusion. Access tokens are
+//! short-lived and carry the session id (`sid`), which every request checks against the
+//! database so that logout and revocation take effect at once.
+
+use std::path::Path;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::config::{Config, MIN_JWT_SECRET_BYTES};
+use crate::error::Error;
+
+/// Name of the generated secret inside the data dir.
+pub const SECRET_FILE: &str = "jwt_secret";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: Uuid,
+    pub sid: Uuid,
+    pub iat: u64,
+    pub exp: u64,
+    pub iss: String,
+}
+
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    issuer: String,
+    access_ttl_secs: u64,
+}
+
+impl TokenKeys {
+    pub fn new(secret: &[u8], issuer: &str, access_ttl_secs: u64) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[issuer]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
+        validation.leeway = 5;
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            issuer: issuer.to_string(),
+            access_ttl_secs,
+        }
+    }
+
+    /// Builds the keys from config: `auth.jwt_secret`, else `auth.jwt_secret_file`, else a
+    /// secret generated once into `<data_dir>/jwt_secret` (mode 0600). Never logs the secret.
+    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        let secret = load_secret(config)?;
+        Ok(Self::new(
+            &secret,
+            &config.auth.issuer,
+            config.auth.access_token_ttl_secs,
+        ))
+    }
+
+    pub fn access_ttl_secs(&self) -> u64 {
+        self.access_ttl_secs
+    }
+
+    pub fn issue(&self, user_id: Uuid, session_id: Uuid) -> Result<String, Error> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = Claims {
+            sub: user_id,
+            sid: session_id,
+            iat: now,
+            exp: now + self.access_ttl_secs,
+            iss: self.issuer.clone(),
+        };
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| Error::Internal(format!("signing a token: {e}")))
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Claims, Error> {
+        decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|d| d.claims)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => {
+                    Error::unauthorized("token_expired", "the access token has expired; refresh it")
+                }
+                _ => Error::unauthorized("invalid_token", "the access token is not valid"),
+            })
+    }
+}
+
+/// A new opaque refresh token and the hash to store.
+pub fn new_refresh_token() -> (String, Vec<u8>) {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token = URL_SAFE_NO_PAD.encode(bytes);
+    let hash = hash_refresh_token(&token);
+    (token, hash)
+}
+
+pub fn hash_refresh_token(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+fn load_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context as _;
+    if let Some(s) = &config.auth.jwt_secret {
+        return Ok(s.as_bytes().to_vec());
+    }
+    if let Some(path) = &config.auth.jwt_secret_file {
+        let s = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read auth.jwt_secret_file {}", path.display()))?;
+        let s = s.trim().as_bytes().to_vec();
+        anyhow::ensure!(
+            s.len() >= MIN_JWT_SECRET_BYTES,
+            "auth.jwt_secret_file {}: the secret must be at least {MIN_JWT_SECRET_BYTES} bytes",
+            path.display()
+        );
+        return Ok(s);
+    }
+    generated_secret(&config.server.data_dir.join(SECRET_FILE))
+}
+
+fn generated_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context as _;
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if let Ok(s) = std::fs::read_to_string(path) {
+        let s = s.trim().as_bytes().to_vec();
+        anyhow::ensure!(
+            s.len() >= MIN_JWT_SECRET_BYTES,
+            "{} is too short: delete it to generate a new one",
+            path.display()
+        );
+        return Ok(s);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut bytes = [0u8; 48];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let secret = URL_SAFE_NO_PAD.encode(bytes);
+    // create_new: two processes racing both end up reading the winner's file.
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(mut f) => {
+            f.write_all(secret.as_bytes())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(secret.into_bytes())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => generated_secret(path),
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> TokenKeys {
+        TokenKeys::new(&[7u8; 32], "chatd", 60)
+    }
+
+    #[test]
+    fn round_trip_and_tamper() {
+        let k = keys();
+        let (u, s) = (Uuid::new_v4(), Uuid::new_v4());
+        let t = k.issue(u, s).unwrap();
+        let c = k.verify(&t).unwrap();
+        assert_eq!((c.sub, c.sid), (u, s));
+        let mut bad = t.clone();
+        bad.pop();
+        assert_eq!(k.verify(&bad).unwrap_err().code(), "invalid_token");
+        let other = TokenKeys::new(&[8u8; 32], "chatd", 60);
+        assert_eq!(other.verify(&t).unwrap_err().code(), "invalid_token");
+        let other_iss = TokenKeys::new(&[7u8; 32], "someone-else", 60);
+        assert_eq!(other_iss.verify(&t).unwrap_err().code(), "invalid_token");
+    }
+
+    #[test]
+    fn alg_none_is_rejected() {
+        let k = keys();
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = serde_json::json!({"sub": Uuid::new_v4(), "sid": Uuid::new_v4(), "iat": now, "exp": now + 60, "iss": "chatd"});
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        let body = URL_SAFE_NO_PAD.encode(claims.to_string());
+        assert!(k.verify(&format!("{header}.{body}.")).is_err());
+    }
+
+    #[test]
+    fn expired_tokens_say_so() {
+        let k = keys();
+        let claims = Claims {
+            sub: Uuid::new_v4(),
+            sid: Uuid::new_v4(),
+            iat: 1,
+            exp: 2,
+            iss: "chatd".into(),
+        };
+        let t = encode(&Header::new(Algorithm::HS256), &claims, &k.encoding).unwrap();
+        assert_eq!(k.verify(&t).unwrap_err().code(), "token_expired");
+    }
+
+    #[test]
+    fn refresh_tokens_are_random_and_hashed() {
+        let (a, ha) = new_refresh_token();
+        let (b, _) = new_refresh_token();
+        assert_ne!(a, b);
+        assert_eq!(hash_refresh_token(&a), ha);
+        assert_eq!(ha.len(), 32);
+    }
+}

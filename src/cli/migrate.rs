@@ -1,0 +1,59 @@
+//! `chatd migrate [up|status]`.
+
+use clap::{Args, Subcommand};
+
+use super::CliError;
+use crate::config::Config;
+use crate::db::{migrate, Database};
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(subcommand)]
+    pub action: Option<MigrateAction>,
+}
+
+#[derive(Debug, Subcommand, Clone, Copy)]
+pub enum MigrateAction {
+    /// Apply every pending migration (the default)
+    Up,
+    /// List applied and pending migrations (exit 0 either way)
+    Status,
+}
+
+pub async fn run(config: Config, args: MigrateArgs) -> Result<(), CliError> {
+    let database = Database::open(&config).await?;
+    let result = act(&database, args.action.unwrap_or(MigrateAction::Up)).await;
+    database.close().await;
+    result
+}
+
+async fn act(database: &Database, action: MigrateAction) -> Result<(), CliError> {
+    let migrations = migrate::embedded()?;
+    let mut conn = database.db.conn().await?;
+    match action {
+        MigrateAction::Up => {
+            let applied = migrate::run(&mut conn, &migrations).await?;
+            if applied.is_empty() {
+                let latest = migrations.last().map(|m| m.label()).unwrap_or_default();
+                println!("database is up to date (latest migration: {latest})");
+            }
+            for m in applied {
+                println!("applied {}", m.label());
+            }
+        }
+        MigrateAction::Status => {
+            for s in migrate::status(&conn, &migrations).await? {
+                match s.applied_at {
+                    Some(at) => println!(
+                        "applied  {}  {}",
+                        s.migration.label(),
+                        at.format(&time::format_description::well_known::Rfc3339)
+                            .unwrap_or_default()
+                    ),
+                    None => println!("pending  {}", s.migration.label()),
+                }
+            }
+        }
+    }
+    Ok(())
+}

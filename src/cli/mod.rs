@@ -1,0 +1,182 @@
+//! The `chatd` command line: one file per subcommand, all calling the same domain services
+//! as the HTTP API.
+//!
+//! Exit status: 0 success; 1 runtime failure (database unreachable, no such user, name
+//! taken…); 2 usage or configuration error (bad flag, bad config key, invalid input such as
+//! a too-short password). Errors are one line on stderr: `chatd: error: …`.
+
+mod migrate;
+mod serve;
+mod user;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, ConfigError};
+use crate::error::Error;
+
+/// Exit status for runtime failures.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit status for usage, configuration and input errors (clap uses it too).
+pub const EXIT_USAGE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "chatd",
+    version,
+    about = "A self-hosted real-time chat server",
+    long_about = "chatd serves a JSON REST API (accounts, sessions, profiles) backed by PostgreSQL.\n\n\
+        With no database.url configured it runs its own embedded PostgreSQL cluster under the \
+        data directory, using the PostgreSQL server binaries installed on the machine.\n\n\
+        Exit status: 0 success, 1 runtime failure, 2 usage, configuration or input error."
+)]
+pub struct Cli {
+    /// Configuration file [default: ./config.toml if it exists]
+    #[arg(long, global = true, value_name = "PATH", env = "CHATD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory: embedded PostgreSQL cluster and generated secrets [default: ./data]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API server (applies pending migrations first)
+    Serve(serve::ServeArgs),
+    /// Apply database migrations, or show their status
+    Migrate(migrate::MigrateArgs),
+    /// Manage user accounts directly in the database
+    User(user::UserArgs),
+}
+
+/// A failure to report: one line and an exit status.
+#[derive(Debug)]
+pub struct CliError {
+    pub exit: u8,
+    pub message: String,
+}
+
+impl CliError {
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self {
+            exit: EXIT_USAGE,
+            message: message.into(),
+        }
+    }
+    pub fn failure(message: impl Into<String>) -> Self {
+        Self {
+            exit: EXIT_FAILURE,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Error> for CliError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Invalid { message, .. } => Self::usage(message),
+            other => Self::failure(other.to_string()),
+        }
+    }
+}
+
+impl From<ConfigError> for CliError {
+    fn from(e: ConfigError) -> Self {
+        Self::usage(e.to_string())
+    }
+}
+
+impl From<anyhow::Error> for CliError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::failure(format!("{e:#}"))
+    }
+}
+
+impl From<crate::db::OpenError> for CliError {
+    fn from(e: crate::db::OpenError) -> Self {
+        Self::failure(e.to_string())
+    }
+}
+
+impl From<crate::db::migrate::MigrateError> for CliError {
+    fn from(e: crate::db::migrate::MigrateError) -> Self {
+        Self::failure(e.to_string())
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chatd: error: {}", e.message.replace('\n', " "));
+            ExitCode::from(e.exit)
+        }
+    }
+}
+
+/// `--help` and `--version` print as clap renders them; a usage error becomes our one line
+/// (clap's own is several lines: usage and a hint), with exit status 2.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            ExitCode::from(EXIT_USAGE)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let rendered = e.render().to_string();
+    let first = rendered.lines().next().unwrap_or("invalid arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    eprintln!("chatd: error: {first} (see `chatd --help`)");
+    ExitCode::from(EXIT_USAGE)
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(dir) = cli.data_dir {
+        config.server.data_dir = dir;
+    }
+    if let Command::Serve(args) = &cli.command {
+        args.apply(&mut config);
+    } else if std::env::var_os("RUST_LOG").is_none() {
+        // Short commands print their own results; keep the logs to warnings and errors.
+        config.log.level = "warn".into();
+    }
+    config.validate()?;
+    crate::telemetry::init(&config.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(_) => serve::run(config).await,
+            Command::Migrate(args) => migrate::run(config, args).await,
+            Command::User(args) => user::run(config, args).await,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,81 @@
+//! `chatd serve`: open the database (embedded or `database.url`), migrate, serve until
+//! Ctrl-C / SIGTERM, then stop the embedded cluster cleanly.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::CliError;
+use crate::app::{apply_migrations, shutdown_signal, Application};
+use crate::config::Config;
+use crate::db::{datadir, migrate, Database};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: server.bind, 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub bind: Option<SocketAddr>,
+    /// Do not apply pending migrations at start (same as database.auto_migrate = false)
+    #[arg(long)]
+    pub no_migrate: bool,
+}
+
+impl ServeArgs {
+    pub fn apply(&self, config: &mut Config) {
+        if let Some(bind) = self.bind {
+            config.server.bind = bind;
+        }
+        if self.no_migrate {
+            config.database.auto_migrate = false;
+        }
+    }
+}
+
+pub async fn run(config: Config) -> Result<(), CliError> {
+    // One `serve` per data dir: a second one would share, then stop, the first one's cluster.
+    let _lock = match config.database_url() {
+        None => Some(datadir::lock_serve(&config.server.data_dir).map_err(|e| CliError::failure(e.to_string()))?),
+        Some(_) => None,
+    };
+    let config = Arc::new(config);
+    let database = Database::open(&config).await?;
+    let result = serve(&config, &database).await;
+    database.close().await;
+    result
+}
+
+async fn serve(config: &Arc<Config>, database: &Database) -> Result<(), CliError> {
+    if config.database.auto_migrate {
+        for m in apply_migrations(&database.db).await? {
+            tracing::info!("applied migration {}", m.label());
+        }
+    } else {
+        let conn = database.db.conn().await?;
+        let pending = migrate::status(&conn, &migrate::embedded()?)
+            .await?
+            .into_iter()
+            .filter(|s| s.applied_at.is_none())
+            .count();
+        if pending > 0 {
+            tracing::warn!(
+                pending,
+                "migrations are pending and auto_migrate is off: run `chatd migrate`"
+            );
+        }
+    }
+    if config.database_url().is_some() && config.auth.jwt_secret.is_none() && config.auth.jwt_secret_file.is_none() {
+        tracing::warn!(
+            "no auth.jwt_secret configured: using one generated in {}; nodes sharing this database need one secret (auth.jwt_secret_file)",
+            config.server.data_dir.display()
+        );
+    }
+    let app = Application::build(config.clone(), database.db.clone()).await?;
+    tracing::info!(
+        "chatd {} listening on http://{}",
+        env!("CARGO_PKG_VERSION"),
+        app.local_addr()
+    );
+    app.run_until(shutdown_signal()).await;
+    Ok(())
+}

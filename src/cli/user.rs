@@ -1,0 +1,238 @@
+//! `chatd user …`: account administration straight against the database, through the same
+//! accounts service the API uses. Passwords are read from a no-echo prompt or, for scripts,
+//! from standard input (`--password-stdin`) — never from argv.
+
+use std::io::{BufRead as _, IsTerminal as _};
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+
+use super::CliError;
+use crate::app::{apply_migrations, AppState};
+use crate::config::Config;
+use crate::db::Database;
+use crate::users::User;
+
+#[derive(Debug, Args)]
+pub struct UserArgs {
+    #[command(subcommand)]
+    pub action: UserAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Create an account (prompts for the password on a terminal)
+    Create {
+        /// Account name: 3-32 of a-z 0-9 _ . - (upper case is lowered)
+        username: String,
+        /// Name shown to others
+        #[arg(long, value_name = "NAME")]
+        display_name: Option<String>,
+        /// Make the account a server administrator
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from the first line of standard input
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List every account, disabled ones included
+    List {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one account
+    Show {
+        /// The account's username
+        username: String,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a new password (signs the user out everywhere)
+    Passwd {
+        /// The account's username
+        username: String,
+        /// Read the password from the first line of standard input
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable an account: it cannot log in and its sessions are revoked
+    Disable {
+        /// The account's username
+        username: String,
+    },
+    /// Re-enable a disabled account
+    Enable {
+        /// The account's username
+        username: String,
+    },
+    /// Delete an account and its sessions, permanently
+    Delete {
+        /// The account's username
+        username: String,
+    },
+    /// Grant or revoke server administration
+    SetAdmin {
+        /// The account's username
+        username: String,
+        /// `true` to grant, `false` to revoke
+        #[arg(action = clap::ArgAction::Set, value_name = "true|false")]
+        admin: bool,
+    },
+}
+
+pub async fn run(config: Config, args: UserArgs) -> Result<(), CliError> {
+    // Read the password before touching the database: a typo at the prompt costs nothing.
+    let password = match &args.action {
+        UserAction::Create { password_stdin, .. } => Some(read_password(*password_stdin, true)?),
+        UserAction::Passwd { password_stdin, .. } => Some(read_password(*password_stdin, true)?),
+        _ => None,
+    };
+    let config = Arc::new(config);
+    let database = Database::open(&config).await?;
+    let result = act(&config, &database, args.action, password).await;
+    database.close().await;
+    result
+}
+
+async fn act(
+    config: &Arc<Config>,
+    database: &Database,
+    action: UserAction,
+    password: Option<String>,
+) -> Result<(), CliError> {
+    if config.database.auto_migrate {
+        apply_migrations(&database.db).await?;
+    }
+    let accounts = AppState::new(config.clone(), database.db.clone())?.accounts;
+    let password = || password.clone().unwrap_or_default();
+    match action {
+        UserAction::Create {
+            username,
+            display_name,
+            admin,
+            ..
+        } => {
+            let user = accounts
+                .create_user(&username, password(), display_name.as_deref(), admin)
+                .await?;
+            println!(
+                "created user {}{}",
+                user.username,
+                if user.is_admin { " (admin)" } else { "" }
+            );
+        }
+        UserAction::List { json } => {
+            let users = accounts.all_users().await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&users).map_err(|e| CliError::failure(e.to_string()))?
+                );
+            } else {
+                println!(
+                    "{:<32}  {:<24}  {:<5}  {:<8}  CREATED",
+                    "USERNAME", "DISPLAY NAME", "ADMIN", "STATUS"
+                );
+                for u in &users {
+                    println!(
+                        "{:<32}  {:<24}  {:<5}  {:<8}  {}",
+                        u.username,
+                        u.display_name.as_deref().unwrap_or("-"),
+                        if u.is_admin { "yes" } else { "no" },
+                        if u.disabled { "disabled" } else { "active" },
+                        rfc3339(u.created_at)
+                    );
+                }
+            }
+        }
+        UserAction::Show { username, json } => {
+            let u = accounts.user(&username).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&u).map_err(|e| CliError::failure(e.to_string()))?
+                );
+            } else {
+                print_user(&u);
+            }
+        }
+        UserAction::Passwd { username, .. } => {
+            accounts.set_password(&username, password()).await?;
+            println!("password changed for {username}; all of its sessions were revoked");
+        }
+        UserAction::Disable { username } => {
+            let u = accounts.set_disabled(&username, true).await?;
+            println!("disabled {}; all of its sessions were revoked", u.username);
+        }
+        UserAction::Enable { username } => {
+            let u = accounts.set_disabled(&username, false).await?;
+            println!("enabled {}", u.username);
+        }
+        UserAction::Delete { username } => {
+            accounts.delete_user(&username).await?;
+            println!("deleted {username}");
+        }
+        UserAction::SetAdmin { username, admin } => {
+            let u = accounts.set_admin(&username, admin).await?;
+            println!(
+                "{} is {} an administrator",
+                u.username,
+                if u.is_admin { "now" } else { "no longer" }
+            );
+        }
+    }
+    Ok(())
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn print_user(u: &User) {
+    println!("id:           {}", u.id);
+    println!("username:     {}", u.username);
+    println!("display name: {}", u.display_name.as_deref().unwrap_or("-"));
+    println!("bio:          {}", u.bio.as_deref().unwrap_or("-"));
+    println!("avatar url:   {}", u.avatar_url.as_deref().unwrap_or("-"));
+    println!("admin:        {}", if u.is_admin { "yes" } else { "no" });
+    println!("status:       {}", if u.disabled { "disabled" } else { "active" });
+    println!("created:      {}", rfc3339(u.created_at));
+    println!("updated:      {}", rfc3339(u.updated_at));
+}
+
+/// From stdin with `--password-stdin`, else a no-echo prompt (typed twice) on a terminal.
+fn read_password(from_stdin: bool, confirm: bool) -> Result<String, CliError> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::InvalidData => CliError::usage("the password on standard input is not valid UTF-8"),
+                _ => CliError::failure(format!("cannot read the password from standard input: {e}")),
+            })?;
+        let password = line.trim_end_matches(['\n', '\r']).to_string();
+        if password.is_empty() {
+            return Err(CliError::usage("no password on standard input"));
+        }
+        return Ok(password);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::usage(
+            "no terminal to prompt for a password: pipe it with --password-stdin",
+        ));
+    }
+    let first = rpassword::prompt_password("Password: ")
+        .map_err(|e| CliError::failure(format!("cannot read the password: {e}")))?;
+    if confirm {
+        let second = rpassword::prompt_password("Repeat password: ")
+            .map_err(|e| CliError::failure(format!("cannot read the password: {e}")))?;
+        if first != second {
+            return Err(CliError::usage("the passwords do not match"));
+        }
+    }
+    Ok(first)
+}

@@ -1,0 +1,346 @@
+//! Layered configuration.
+//!
+//! Precedence, lowest first: built-in defaults < config file (`--config PATH`, else
+//! `./config.toml` when present) < environment (`CHATD_SECTION__KEY`) < command-line flags.
+//! `config.toml` at the repository root documents every key with its default; keep the two in
+//! step. Unknown keys are rejected so that a typo never silently falls back to a default.
+//! Errors name the offending key in one line; the CLI turns them into exit code 2.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The file read when `--config` is not given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "config.toml";
+/// Shortest accepted JWT signing secret, in bytes (HS256 wants at least the hash size).
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub auth: AuthConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address the HTTP/WebSocket listener binds.
+    pub bind: SocketAddr,
+    /// Directory for chatd's own state: the embedded PostgreSQL cluster, the generated JWT secret.
+    pub data_dir: PathBuf,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: u64,
+    /// How long shutdown waits for in-flight requests before giving up, in seconds.
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `postgres://…` URL. Absent or empty: embedded mode (a private cluster under the data dir).
+    pub url: Option<String>,
+    /// Maximum pooled connections.
+    pub pool_size: u32,
+    /// Seconds to wait for a pooled connection before answering 503.
+    pub connect_timeout_secs: u64,
+    /// Apply pending migrations when `serve` starts.
+    pub auto_migrate: bool,
+    /// Directory holding `initdb`, `pg_ctl` and `postgres` for embedded mode (searched if absent).
+    pub pg_bin_dir: Option<PathBuf>,
+    /// Unprivileged account that runs the embedded cluster when chatd runs as root.
+    pub embedded_user: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// HS256 signing secret (≥ 32 bytes). Prefer `jwt_secret_file` or the environment.
+    pub jwt_secret: Option<String>,
+    /// File holding the signing secret. If neither is set, one is generated in the data dir.
+    pub jwt_secret_file: Option<PathBuf>,
+    /// `iss` claim written and required in access tokens.
+    pub issuer: String,
+    /// Access-token lifetime, seconds.
+    pub access_token_ttl_secs: u64,
+    /// Refresh-token lifetime, seconds (each rotation starts a new period).
+    pub refresh_token_ttl_secs: u64,
+    /// PBKDF2-HMAC-SHA256 iterations for new hashes; weaker stored hashes are upgraded at login.
+    pub pbkdf2_iterations: u32,
+    /// Threads that may hash passwords at once; 0 = half the CPU cores (at least 1).
+    pub hash_workers: usize,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` filter: `info`, `debug`, `chatd=debug,warp=info`… `RUST_LOG` overrides it.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            max_body_bytes: 64 * 1024,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            pool_size: 16,
+            connect_timeout_secs: 5,
+            auto_migrate: true,
+            pg_bin_dir: None,
+            embedded_user: "postgres".into(),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            jwt_secret_file: None,
+            issuer: "chatd".into(),
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            pbkdf2_iterations: 600_000,
+            hash_workers: 0,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// A configuration problem, always naming the key (or file) at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    fn key(key: &str, problem: impl std::fmt::Display) -> Self {
+        Self(format!("{key}: {problem}"))
+    }
+}
+
+impl Config {
+    /// Loads defaults < file < environment. `file` is `--config`; when `None`, `./config.toml`
+    /// is read if it exists. Flags are applied by the caller afterwards, then `validate`.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, Env::prefixed("CHATD_"))
+    }
+
+    fn load_from(file: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                if !path.is_file() {
+                    return Err(ConfigError(format!("config file {} does not exist", path.display())));
+                }
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None => {
+                let default = Path::new(DEFAULT_CONFIG_FILE);
+                if default.is_file() {
+                    figment = figment.merge(Toml::file_exact(default));
+                }
+            }
+        }
+        // Only `CHATD_SECTION__KEY` variables are configuration; others such as
+        // `CHATD_CONFIG` or `CHATD_TEST_DATABASE_URL` belong to the CLI or the test harness.
+        let env = env.filter(|k| k.as_str().contains("__")).split("__");
+        let config: Config = figment.merge(env).extract().map_err(describe_figment_error)?;
+        Ok(config)
+    }
+
+    /// Semantic checks that types alone cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = self.database.url.as_deref().filter(|u| !u.is_empty()) {
+            url.parse::<tokio_postgres::Config>()
+                .map_err(|e| ConfigError::key("database.url", format!("not a PostgreSQL URL ({e})")))?;
+        }
+        if !(1..=1000).contains(&self.database.pool_size) {
+            return Err(ConfigError::key("database.pool_size", "must be between 1 and 1000"));
+        }
+        if self.database.connect_timeout_secs == 0 {
+            return Err(ConfigError::key("database.connect_timeout_secs", "must be at least 1"));
+        }
+        if self.database.embedded_user.is_empty() {
+            return Err(ConfigError::key("database.embedded_user", "must not be empty"));
+        }
+        if let Some(secret) = &self.auth.jwt_secret {
+            if secret.len() < MIN_JWT_SECRET_BYTES {
+                return Err(ConfigError::key(
+                    "auth.jwt_secret",
+                    format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
+                ));
+            }
+        }
+        if self.auth.issuer.is_empty() {
+            return Err(ConfigError::key("auth.issuer", "must not be empty"));
+        }
+        if !(10..=24 * 3600).contains(&self.auth.access_token_ttl_secs) {
+            return Err(ConfigError::key(
+                "auth.access_token_ttl_secs",
+                "must be between 10 and 86400",
+            ));
+        }
+        if self.auth.refresh_token_ttl_secs < self.auth.access_token_ttl_secs {
+            return Err(ConfigError::key(
+                "auth.refresh_token_ttl_secs",
+                "must not be shorter than auth.access_token_ttl_secs",
+            ));
+        }
+        if !(1_000..=10_000_000).contains(&self.auth.pbkdf2_iterations) {
+            return Err(ConfigError::key(
+                "auth.pbkdf2_iterations",
+                "must be between 1000 and 10000000",
+            ));
+        }
+        if self.auth.hash_workers > 256 {
+            return Err(ConfigError::key("auth.hash_workers", "must be at most 256"));
+        }
+        if !(256..=64 * 1024 * 1024).contains(&self.server.max_body_bytes) {
+            return Err(ConfigError::key(
+                "server.max_body_bytes",
+                "must be between 256 and 67108864",
+            ));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| ConfigError::key("log.level", format!("not a valid filter ({e})")))?;
+        Ok(())
+    }
+
+    /// The database URL, if one is configured (an empty string means embedded mode).
+    pub fn database_url(&self) -> Option<&str> {
+        self.database.url.as_deref().filter(|u| !u.trim().is_empty())
+    }
+
+    /// Threads allowed to hash passwords concurrently.
+    pub fn hash_workers(&self) -> usize {
+        match self.auth.hash_workers {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get() / 2)
+                .unwrap_or(1)
+                .max(1),
+            n => n,
+        }
+    }
+}
+
+/// Figment reports the key path and the source; squeeze that into one line.
+fn describe_figment_error(err: figment::Error) -> ConfigError {
+    let key = if err.path.is_empty() {
+        "config".to_string()
+    } else {
+        err.path.join(".")
+    };
+    let source = err
+        .metadata
+        .as_ref()
+        .map(|m| match &m.source {
+            Some(src) => format!(" (from {src})"),
+            // Name the exact variable rather than figment's "`CHATD_` environment variable(s)".
+            None if m.name.contains("environment") && !err.path.is_empty() => {
+                format!(
+                    " (from environment variable CHATD_{})",
+                    err.path.join("__").to_uppercase()
+                )
+            }
+            None => format!(" (from {})", m.name),
+        })
+        .unwrap_or_default();
+    // TOML parse errors come with a multi-line caret diagram; keep only the prose lines.
+    let kind = err.kind.to_string();
+    let kind = kind
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.contains('|'))
+        .collect::<Vec<_>>()
+        .join(": ");
+    ConfigError(format!("{key}: {kind}{source}"))
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn repo_config_toml_matches_defaults() {
+        // config.toml documents every key with its default value; if it drifts this fails.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
+        let from_file: Config = Figment::from(Toml::file_exact(&path)).extract().unwrap();
+        assert_eq!(from_file, Config::default());
+    }
+
+    #[test]
+    fn env_overrides_file_and_reports_bad_keys() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "[server]\nbind = \"127.0.0.1:9000\"\n[auth]\nissuer = \"file\"\n",
+            )?;
+            jail.set_env("CHATD_AUTH__ISSUER", "env");
+            jail.set_env("CHATD_TEST_DATABASE_URL", "ignored");
+            let c = Config::load(Some(Path::new("c.toml"))).unwrap();
+            assert_eq!(c.server.bind.port(), 9000);
+            assert_eq!(c.auth.issuer, "env");
+
+            jail.set_env("CHATD_SERVER__BIND", "not-an-address");
+            let err = Config::load(Some(Path::new("c.toml"))).unwrap_err().to_string();
+            assert!(err.contains("server.bind"), "{err}");
+            assert!(err.contains("CHATD_SERVER__BIND"), "{err}");
+            assert!(!err.contains('\n'));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "[server]\nbnid = \"127.0.0.1:9000\"\n")?;
+            let err = Config::load(Some(Path::new("c.toml"))).unwrap_err().to_string();
+            assert!(err.contains("bnid"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn short_secret_is_rejected() {
+        let mut c = Config::default();
+        c.auth.jwt_secret = Some("short".into());
+        assert!(c.validate().unwrap_err().to_string().contains("auth.jwt_secret"));
+    }
+}

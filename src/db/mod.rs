@@ -1,0 +1,150 @@
+//! Storage: the connection pool, the embedded cluster, migrations, and one repository module
+//! per table group. Repository functions take a `GenericClient` so they run the same inside or
+//! outside a transaction; business rules live in `auth` and `users`, not here.
+
+pub mod datadir;
+pub mod embedded;
+pub mod migrate;
+pub mod sessions;
+pub mod users;
+
+use std::time::Duration;
+
+use bb8::{Pool, PooledConnection, RunError};
+use bb8_postgres::PostgresConnectionManager;
+use tokio_postgres::NoTls;
+
+use crate::config::Config;
+use crate::error::Error;
+use embedded::{Embedded, EmbeddedError, EmbeddedOptions};
+
+pub type PgPool = Pool<PostgresConnectionManager<NoTls>>;
+pub type PgConn<'a> = PooledConnection<'a, PostgresConnectionManager<NoTls>>;
+
+/// The shared connection pool. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: PgPool,
+}
+
+impl Db {
+    /// Builds a pool without connecting: the first query connects, so a server can start (and
+    /// answer `/readyz` with 503) while the database is still down.
+    pub fn new(pg: tokio_postgres::Config, size: u32, timeout: Duration) -> Self {
+        let manager = PostgresConnectionManager::new(pg, NoTls);
+        let pool = Pool::builder()
+            .max_size(size)
+            .connection_timeout(timeout)
+            .idle_timeout(Some(Duration::from_secs(300)))
+            .build_unchecked(manager);
+        Self { pool }
+    }
+
+    /// A pooled connection, or `Error::Unavailable` if none can be had in time.
+    pub async fn conn(&self) -> Result<PgConn<'_>, Error> {
+        self.pool.get().await.map_err(|e| match e {
+            RunError::User(e) => Error::Unavailable(format!("database connection failed: {e}")),
+            RunError::TimedOut => Error::Unavailable("timed out waiting for a database connection".into()),
+        })
+    }
+
+    /// `true` when the database answers a trivial query.
+    pub async fn is_ready(&self) -> bool {
+        match self.conn().await {
+            Ok(c) => tokio::time::timeout(Duration::from_secs(2), c.simple_query("SELECT 1"))
+                .await
+                .map(|r| r.is_ok())
+                .unwrap_or(false),
+            Err(_) => false,
+        }
+    }
+
+    pub fn pool_state(&self) -> bb8::State {
+        self.pool.state()
+    }
+}
+
+/// An open database: the pool, plus the embedded cluster when there is one.
+pub struct Database {
+    pub db: Db,
+    /// The embedded cluster, its data dir and our registration as one of its users.
+    embedded: Option<(Embedded, std::path::PathBuf, std::fs::File)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Embedded(#[from] EmbeddedError),
+    #[error("invalid database.url: {0}")]
+    Url(String),
+    #[error(transparent)]
+    Lock(#[from] datadir::LockError),
+}
+
+impl Database {
+    /// Opens the configured database: `database.url` when set, else the embedded cluster under
+    /// the data dir (created and started as needed). Every chatd process that opens the
+    /// embedded cluster is one of its users; the last user to close it stops it.
+    pub async fn open(config: &Config) -> Result<Self, OpenError> {
+        let timeout = Duration::from_secs(config.database.connect_timeout_secs);
+        if let Some(url) = config.database_url() {
+            let mut pg: tokio_postgres::Config = url.parse().map_err(|e| OpenError::Url(format!("{e}")))?;
+            pg.application_name("chatd");
+            if pg.get_connect_timeout().is_none() {
+                pg.connect_timeout(timeout);
+            }
+            let db = Db::new(pg, config.database.pool_size, timeout);
+            return Ok(Self { db, embedded: None });
+        }
+        let data_dir = config.server.data_dir.clone();
+        let lock = datadir::lock_embedded(&data_dir).await?;
+        let embedded = Embedded::prepare(&EmbeddedOptions {
+            data_dir: data_dir.clone(),
+            bin_dir: config.database.pg_bin_dir.clone(),
+            run_as_user: config.database.embedded_user.clone(),
+            durable: true,
+        })
+        .await?;
+        embedded.start().await?;
+        let membership = datadir::join_embedded(&data_dir)?;
+        drop(lock);
+        let db = Db::new(
+            embedded.connect_config(embedded::DATABASE),
+            config.database.pool_size,
+            timeout,
+        );
+        Ok(Self {
+            db,
+            embedded: Some((embedded, data_dir, membership)),
+        })
+    }
+
+    /// Releases the pool and, when no other chatd process uses it, stops the embedded cluster.
+    pub async fn close(self) {
+        let Database { db, embedded } = self;
+        drop(db);
+        let Some((embedded, data_dir, membership)) = embedded else {
+            return;
+        };
+        // Held while deciding and stopping, so a `serve` cannot attach in between.
+        let _lock = match datadir::lock_embedded(&data_dir).await {
+            Ok(lock) => Some(lock),
+            Err(e) => {
+                tracing::warn!("{e}");
+                None
+            }
+        };
+        if datadir::leave_embedded(&data_dir, membership) {
+            if let Err(e) = embedded.stop().await {
+                tracing::error!("could not stop embedded PostgreSQL: {e}");
+            }
+        } else {
+            tracing::info!("embedded PostgreSQL left running: another chatd process uses it");
+        }
+    }
+}
+
+/// `true` for errors that mean "the database is not there", as opposed to a bad query.
+pub fn is_connection_error(e: &tokio_postgres::Error) -> bool {
+    e.is_closed() || e.code().is_none() && e.as_db_error().is_none()
+}

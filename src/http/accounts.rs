@@ -1,0 +1,98 @@
+//! `/api/v1/auth/*`: register, login, refresh, logout.
+
+use serde::{Deserialize, Serialize};
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::Filter;
+
+use super::error::reply;
+use super::{authenticate, bearer, body, client_info, json, no_content, parse_json, with_state, ApiError, Body};
+use crate::app::AppState;
+use crate::auth::{ClientInfo, TokenPair};
+use crate::users::User;
+
+pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    let register = warp::path!("api" / "v1" / "auth" / "register")
+        .and(warp::post())
+        .and(body(state))
+        .and(client_info())
+        .and(with_state(state))
+        .then(register)
+        .map(reply);
+    let login = warp::path!("api" / "v1" / "auth" / "login")
+        .and(warp::post())
+        .and(body(state))
+        .and(client_info())
+        .and(with_state(state))
+        .then(login)
+        .map(reply);
+    let refresh = warp::path!("api" / "v1" / "auth" / "refresh")
+        .and(warp::post())
+        .and(body(state))
+        .and(with_state(state))
+        .then(refresh)
+        .map(reply);
+    let logout = warp::path!("api" / "v1" / "auth" / "logout")
+        .and(warp::post())
+        .and(bearer())
+        .and(with_state(state))
+        .then(logout)
+        .map(reply);
+    register.or(login).unify().or(refresh).unify().or(logout).unify()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterRequest {
+    username: String,
+    password: String,
+    display_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+/// Register, login and refresh all answer with the user and a fresh token pair.
+#[derive(Serialize)]
+struct AuthResponse {
+    user: User,
+    #[serde(flatten)]
+    tokens: TokenPair,
+}
+
+async fn register(body: Body, client: ClientInfo, state: AppState) -> Result<Response, ApiError> {
+    let req: RegisterRequest = parse_json(body)?;
+    let (user, tokens) = state
+        .accounts
+        .register(&req.username, req.password, req.display_name.as_deref(), &client)
+        .await?;
+    Ok(json(StatusCode::CREATED, &AuthResponse { user, tokens }))
+}
+
+async fn login(body: Body, client: ClientInfo, state: AppState) -> Result<Response, ApiError> {
+    let req: LoginRequest = parse_json(body)?;
+    let (user, tokens) = state.accounts.login(&req.username, &req.password, &client).await?;
+    Ok(json(StatusCode::OK, &AuthResponse { user, tokens }))
+}
+
+async fn refresh(body: Body, state: AppState) -> Result<Response, ApiError> {
+    let req: RefreshRequest = parse_json(body)?;
+    let (user, tokens) = state.accounts.refresh(&req.refresh_token).await?;
+    Ok(json(StatusCode::OK, &AuthResponse { user, tokens }))
+}
+
+async fn logout(auth: Option<String>, state: AppState) -> Result<Response, ApiError> {
+    let me = authenticate(&state, auth).await?;
+    state.accounts.logout(&me).await?;
+    Ok(no_content())
+}

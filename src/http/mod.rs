@@ -1,0 +1,213 @@
+//! The REST API under `/api/v1`, built from warp filters: one file per resource, composed in
+//! `routes`. Handlers are thin: parse the wire format, call the accounts service, shape the
+//! reply. Every handler answers (`.then(handler).map(reply)`), so once a route's path and
+//! method match, no other route is tried and errors keep their precise code.
+
+mod accounts;
+pub mod error;
+mod health;
+mod sessions;
+mod users;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use warp::http::{HeaderMap, HeaderValue};
+use warp::reply::{Reply, Response};
+use warp::Filter;
+
+use crate::app::AppState;
+use crate::auth::{AuthUser, ClientInfo};
+pub use error::ApiError;
+
+/// The whole HTTP surface.
+pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone {
+    let api = accounts::routes(&state)
+        .or(users::routes(&state))
+        .unify()
+        .or(sessions::routes(&state))
+        .unify()
+        .or(health::routes(&state))
+        .unify();
+    api.recover(error::recover)
+        .unify()
+        .with(warp::reply::with::headers(security_headers()))
+        .with(warp::trace(|info| {
+            // One span per request; everything logged while handling it carries the id.
+            tracing::info_span!("request", id = %uuid::Uuid::new_v4().simple(), method = %info.method(), path = info.path())
+        }))
+        .with(warp::log::custom(|info| {
+            tracing::info!(
+                target: "chatd::http",
+                method = %info.method(),
+                path = info.path(),
+                status = info.status().as_u16(),
+                ms = info.elapsed().as_secs_f64() * 1000.0,
+            )
+        }))
+}
+
+fn security_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert("cache-control", HeaderValue::from_static("no-store"));
+    h
+}
+
+pub(crate) fn with_state(
+    state: &AppState,
+) -> impl Filter<Extract = (AppState,), Error = std::convert::Infallible> + Clone {
+    let state = state.clone();
+    warp::any().map(move || state.clone())
+}
+
+/// A request body as read by `body`: its errors are values, not warp rejections.
+pub(crate) type Body = Result<Bytes, ApiError>;
+
+/// The request body, bounded by `server.max_body_bytes`. Read here rather than with warp's
+/// `content_length_limit`, whose rejections would be merged with other routes' (a body-less
+/// `DELETE /users/me` came back as 405); chunked bodies are accepted and bounded too.
+pub(crate) fn body(state: &AppState) -> impl Filter<Extract = (Body,), Error = warp::Rejection> + Clone {
+    let limit = state.config.server.max_body_bytes;
+    optional_header("content-length")
+        .and(warp::body::stream())
+        .then(move |declared: Option<String>, stream| read_body(declared, stream, limit))
+}
+
+async fn read_body<S, B>(declared: Option<String>, stream: S, limit: u64) -> Body
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    use bytes::BufMut as _;
+    use futures_util::StreamExt as _;
+    let too_large = || {
+        ApiError::new(
+            warp::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body exceeds {limit} bytes"),
+        )
+    };
+    if declared
+        .and_then(|d| d.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > limit)
+    {
+        return Err(too_large());
+    }
+    let mut stream = std::pin::pin!(stream);
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| ApiError::bad_request("invalid_body", "the request body could not be read"))?;
+        if (buf.len() + chunk.remaining()) as u64 > limit {
+            return Err(too_large());
+        }
+        buf.put(chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// A header's value if present and valid UTF-8; never rejects.
+fn optional_header(
+    name: &'static str,
+) -> impl Filter<Extract = (Option<String>,), Error = std::convert::Infallible> + Clone {
+    warp::header::optional::<String>(name)
+        .or(warp::any().map(|| None))
+        .unify()
+}
+
+/// The `Authorization` header, checked inside the handler so auth errors keep their code.
+pub(crate) fn bearer() -> impl Filter<Extract = (Option<String>,), Error = std::convert::Infallible> + Clone {
+    optional_header("authorization")
+}
+
+/// Query parameters as a map; handlers pick and validate what they need.
+pub(crate) fn query() -> impl Filter<Extract = (HashMap<String, String>,), Error = std::convert::Infallible> + Clone {
+    warp::query::<HashMap<String, String>>()
+        .or(warp::any().map(HashMap::new))
+        .unify()
+}
+
+pub(crate) fn client_info() -> impl Filter<Extract = (ClientInfo,), Error = std::convert::Infallible> + Clone {
+    optional_header("user-agent").and(warp::addr::remote()).map(
+        |user_agent: Option<String>, addr: Option<SocketAddr>| ClientInfo {
+            user_agent,
+            ip: addr.map(|a| a.ip().to_string()),
+        },
+    )
+}
+
+/// Parses a JSON object body into `T`, with a 400 that says what is wrong.
+pub(crate) fn parse_json<T: DeserializeOwned>(body: Body) -> Result<T, ApiError> {
+    let body = body?;
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => {
+            return Err(ApiError::bad_request(
+                "invalid_json",
+                "the request body must be a JSON object",
+            ))
+        }
+        // serde would happily read a struct from a JSON array; the API takes objects only.
+        Some(b'{') => {}
+        Some(_) => {
+            return Err(match serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
+                Ok(_) => ApiError::bad_request("invalid_request", "the request body must be a JSON object"),
+                Err(e) => ApiError::bad_request("invalid_json", format!("the request body is not valid JSON: {e}")),
+            })
+        }
+    }
+    serde_json::from_slice(&body).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Data => ApiError::bad_request("invalid_request", format!("invalid request body: {e}")),
+            _ => ApiError::bad_request("invalid_json", format!("the request body is not valid JSON: {e}")),
+        }
+    })
+}
+
+/// A path segment, percent-decoded (`/users/%63arol` is `/users/carol`).
+pub(crate) fn path_param(raw: &str) -> String {
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Resolves the bearer token to the caller.
+pub(crate) async fn authenticate(state: &AppState, header: Option<String>) -> Result<AuthUser, ApiError> {
+    let token = header
+        .as_deref()
+        .and_then(|h| h.split_once(' '))
+        // The scheme is case-insensitive (RFC 9110 §11.1).
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                warp::http::StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "an 'Authorization: Bearer <token>' header is required",
+            )
+        })?;
+    Ok(state.accounts.authenticate(token).await?)
+}
+
+/// A JSON reply with a status.
+pub(crate) fn json<T: serde::Serialize>(status: warp::http::StatusCode, value: &T) -> Response {
+    warp::reply::with_status(warp::reply::json(value), status).into_response()
+}
+
+pub(crate) fn no_content() -> Response {
+    warp::http::StatusCode::NO_CONTENT.into_response()
+}
+
+/// Deserializes a field that may be absent (`None`), `null` (`Some(None)`) or a value.
+pub(crate) fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    serde::Deserialize::deserialize(d).map(Some)
+}

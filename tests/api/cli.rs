@@ -1,0 +1,417 @@
+//! The `chatd` binary itself: `chatd user …` and `chatd migrate` against a real database,
+//! exit codes, and the embedded-cluster lifecycle (start, reuse, attach, stale pid, stop).
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::helpers::{scratch_dir, TestApp};
+
+/// `chatd ARGS` with a clean environment: no inherited CHATD_* and cheap hashing.
+fn chatd(dir: &Path, db_url: Option<&str>, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatd"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CHATD_") || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.current_dir(dir)
+        .env("CHATD_AUTH__PBKDF2_ITERATIONS", "1000")
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(args);
+    if let Some(url) = db_url {
+        cmd.env("CHATD_DATABASE__URL", url);
+    }
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+fn run_with_stdin(mut cmd: Command, stdin: &str) -> Output {
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn chatd");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn run(mut cmd: Command) -> Output {
+    cmd.output().expect("run chatd")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+/// Exit status, stdout, and stderr — which must be at most one line when it fails.
+fn outcome(out: &Output) -> (i32, String, String) {
+    let err = text(&out.stderr);
+    let code = out.status.code().unwrap_or(-1);
+    if code != 0 {
+        assert_eq!(err.trim_end().lines().count(), 1, "one error line, got: {err}");
+        assert!(err.starts_with("chatd: error: "), "{err}");
+    }
+    (code, text(&out.stdout), err)
+}
+
+#[tokio::test]
+async fn user_commands_manage_accounts_the_api_sees() {
+    let app = TestApp::spawn().await;
+    let dir = scratch_dir();
+    let url = Some(app.db.url.as_str());
+
+    let out = run_with_stdin(
+        chatd(
+            dir.path(),
+            url,
+            &[
+                "user",
+                "create",
+                "Root",
+                "--admin",
+                "--display-name",
+                "Operator",
+                "--password-stdin",
+            ],
+        ),
+        "s3cret-pass\n",
+    );
+    let (code, stdout, _) = outcome(&out);
+    assert_eq!(code, 0, "{}", text(&out.stderr));
+    assert!(stdout.contains("created user root (admin)"), "{stdout}");
+    let (s, body) = app.login("root", "s3cret-pass").await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["user"]["is_admin"], true);
+    assert_eq!(body["user"]["display_name"], "Operator");
+
+    app.register("zoe", "password123").await;
+    let out = run(chatd(dir.path(), url, &["user", "list", "--json"]));
+    let list: Value = serde_json::from_slice(&out.stdout).expect("list --json is JSON");
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["root", "zoe"]);
+    let out = run(chatd(dir.path(), url, &["user", "list"]));
+    assert!(text(&out.stdout)
+        .lines()
+        .any(|l| l.starts_with("zoe") && l.contains("active")));
+
+    let out = run(chatd(dir.path(), url, &["user", "show", "zoe"]));
+    assert!(text(&out.stdout).contains("username:     zoe"));
+
+    // passwd revokes sessions and changes the password.
+    let session = app.login("zoe", "password123").await.1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = run_with_stdin(
+        chatd(dir.path(), url, &["user", "passwd", "zoe", "--password-stdin"]),
+        "brand-new-pass\n",
+    );
+    assert_eq!(outcome(&out).0, 0);
+    assert_eq!(app.me(&session).await.0, 401);
+    assert_eq!(app.login("zoe", "password123").await.0, 401);
+    assert_eq!(app.login("zoe", "brand-new-pass").await.0, 200);
+
+    // disable / enable.
+    assert_eq!(outcome(&run(chatd(dir.path(), url, &["user", "disable", "zoe"]))).0, 0);
+    assert_eq!(app.login("zoe", "brand-new-pass").await.0, 403);
+    assert_eq!(outcome(&run(chatd(dir.path(), url, &["user", "enable", "zoe"]))).0, 0);
+    assert_eq!(app.login("zoe", "brand-new-pass").await.0, 200);
+
+    // set-admin.
+    assert_eq!(
+        outcome(&run(chatd(dir.path(), url, &["user", "set-admin", "zoe", "true"]))).0,
+        0
+    );
+    assert_eq!(app.login("zoe", "brand-new-pass").await.1["user"]["is_admin"], true);
+    let (code, _, err) = outcome(&run(chatd(dir.path(), url, &["user", "set-admin", "zoe", "maybe"])));
+    assert_eq!(code, 2);
+    assert!(err.contains("'maybe'"), "{err}");
+
+    // delete.
+    assert_eq!(outcome(&run(chatd(dir.path(), url, &["user", "delete", "zoe"]))).0, 0);
+    assert_eq!(app.login("zoe", "brand-new-pass").await.0, 401);
+}
+
+#[tokio::test]
+async fn user_commands_fail_with_one_line_and_the_documented_exit_code() {
+    let app = TestApp::spawn().await;
+    let dir = scratch_dir();
+    let url = Some(app.db.url.as_str());
+    app.register("taken", "password123").await;
+
+    // 1: runtime failures.
+    let (code, _, err) = outcome(&run(chatd(dir.path(), url, &["user", "show", "ghost"])));
+    assert_eq!(code, 1);
+    assert!(err.contains("no user named 'ghost'"), "{err}");
+    let (code, _, err) = outcome(&run_with_stdin(
+        chatd(dir.path(), url, &["user", "create", "taken", "--password-stdin"]),
+        "password123\n",
+    ));
+    assert_eq!(code, 1);
+    assert!(err.contains("taken"), "{err}");
+    assert_eq!(
+        outcome(&run(chatd(dir.path(), url, &["user", "disable", "ghost"]))).0,
+        1
+    );
+
+    // 2: usage and input errors.
+    let (code, _, err) = outcome(&run_with_stdin(
+        chatd(dir.path(), url, &["user", "create", "x", "--password-stdin"]),
+        "password123\n",
+    ));
+    assert_eq!(code, 2);
+    assert!(err.contains("username"), "{err}");
+    let (code, _, err) = outcome(&run_with_stdin(
+        chatd(dir.path(), url, &["user", "create", "shorty", "--password-stdin"]),
+        "short\n",
+    ));
+    assert_eq!(code, 2);
+    assert!(err.contains("password"), "{err}");
+    let (code, _, err) = outcome(&run(chatd(dir.path(), url, &["user", "create", "nopass"])));
+    assert_eq!(code, 2, "no terminal and no --password-stdin");
+    assert!(err.contains("--password-stdin"), "{err}");
+    let (code, _, err) = outcome(&run(chatd(dir.path(), url, &["user", "frobnicate"])));
+    assert_eq!(code, 2, "argument errors are one line too");
+    assert!(err.contains("frobnicate"), "{err}");
+    let mut not_utf8 = chatd(dir.path(), url, &["user", "create", "bytes", "--password-stdin"]);
+    not_utf8
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = not_utf8.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"\xff\xfepassword\n").unwrap();
+    let (code, _, err) = outcome(&child.wait_with_output().unwrap());
+    assert_eq!(code, 2, "{err}");
+    let mut bad_config = chatd(dir.path(), url, &["user", "list"]);
+    bad_config.env("CHATD_DATABASE__POOL_SIZE", "lots");
+    let (code, _, err) = outcome(&run(bad_config));
+    assert_eq!(code, 2);
+    assert!(err.contains("database.pool_size"), "{err}");
+    let mut bad_key = chatd(dir.path(), url, &["user", "list"]);
+    bad_key.env("CHATD_DATABASE__POOLSIZE", "3");
+    let (code, _, err) = outcome(&run(bad_key));
+    assert_eq!(code, 2);
+    assert!(err.contains("poolsize"), "{err}");
+    let (code, _, err) = outcome(&run(chatd(
+        dir.path(),
+        url,
+        &["--config", "/no/such/file.toml", "user", "list"],
+    )));
+    assert_eq!(code, 2);
+    assert!(err.contains("/no/such/file.toml"), "{err}");
+
+    // 0: help.
+    let out = run(chatd(dir.path(), url, &["user", "create", "--help"]));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("--password-stdin"));
+
+    // A database that is not there: runtime failure, one line.
+    let (code, _, _) = outcome(&run(chatd(
+        dir.path(),
+        Some("postgres://postgres@127.0.0.1:1/none?connect_timeout=2"),
+        &["user", "list"],
+    )));
+    assert_eq!(code, 1);
+}
+
+#[tokio::test]
+async fn migrate_status_lists_applied_migrations() {
+    let app = TestApp::spawn().await;
+    let dir = scratch_dir();
+    let out = run(chatd(dir.path(), Some(&app.db.url), &["migrate", "status"]));
+    let (code, stdout, _) = outcome(&out);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.lines().any(|l| l.starts_with("applied  0001_accounts")),
+        "{stdout}"
+    );
+    let (code, stdout, _) = outcome(&run(chatd(dir.path(), Some(&app.db.url), &["migrate"])));
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("up to date (latest migration: 0001_accounts)"),
+        "{stdout}"
+    );
+}
+
+fn postmaster_running(data: &Path) -> bool {
+    let pid_file = ["postgres/postmaster.pid"]
+        .iter()
+        .map(|p| data.join(p))
+        .find(|p| p.exists());
+    pid_file.is_some()
+}
+
+/// Waits for `chatd serve` to log its address; returns it.
+fn wait_for_listen(stderr: std::process::ChildStderr) -> (String, std::thread::JoinHandle<String>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                let _ = tx.send(rest.trim().to_string());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("serve started listening");
+    (addr, reader)
+}
+
+#[tokio::test]
+async fn embedded_cluster_is_created_once_reused_attached_and_stopped() {
+    let dir = scratch_dir();
+    let data = dir.path().join("data");
+
+    // A short command on a fresh data dir: initdb, start, migrate, stop again.
+    let (code, stdout, _) = outcome(&run(chatd(dir.path(), None, &["migrate"])));
+    assert_eq!(code, 0);
+    assert!(stdout.contains("applied 0001_accounts"), "{stdout}");
+    assert!(data.join("postgres/PG_VERSION").is_file());
+    assert!(
+        !postmaster_running(&data),
+        "a command that started the cluster stops it"
+    );
+    let created = std::fs::metadata(data.join("postgres/PG_VERSION"))
+        .unwrap()
+        .modified()
+        .unwrap();
+
+    let out = run_with_stdin(
+        chatd(dir.path(), None, &["user", "create", "alice", "--password-stdin"]),
+        "password123\n",
+    );
+    assert_eq!(outcome(&out).0, 0);
+
+    // serve reuses the cluster (no second initdb), and a user command attaches to it.
+    let (mut child, addr, log) = start_serve(dir.path());
+    let out = run(chatd(dir.path(), None, &["user", "list", "--json"]));
+    assert_eq!(outcome(&out).0, 0);
+    assert!(text(&out.stdout).contains("\"alice\""));
+    assert!(
+        postmaster_running(&data),
+        "the user command left serve's cluster running"
+    );
+    assert_eq!(login_status(&addr, "alice", "password123").await, 200);
+    assert_eq!(
+        std::fs::metadata(data.join("postgres/PG_VERSION"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        created,
+        "no re-initdb"
+    );
+
+    // A second serve on the same data dir is refused.
+    let (code, _, err) = outcome(&run(chatd(dir.path(), None, &["serve", "--bind", "127.0.0.1:0"])));
+    assert_eq!(code, 1);
+    assert!(err.contains("already using the data dir"), "{err}");
+
+    // SIGTERM: graceful exit 0, cluster stopped cleanly.
+    let (status, log) = signal_and_wait(&mut child, Signal::SIGTERM, log);
+    assert!(status.success(), "serve exit status {status:?}: {log}");
+    assert!(log.contains("embedded PostgreSQL stopped"), "{log}");
+    assert!(!postmaster_running(&data));
+
+    // A crash of chatd (SIGKILL) orphans its postmaster; the next serve adopts it, and
+    // stops it at its own exit.
+    let (mut child, _, log) = start_serve(dir.path());
+    let (_, _) = signal_and_wait(&mut child, Signal::SIGKILL, log);
+    assert!(postmaster_running(&data), "the orphaned postmaster is still up");
+    let (mut child, addr, log) = start_serve(dir.path());
+    assert_eq!(login_status(&addr, "alice", "password123").await, 200);
+    let (status, log) = signal_and_wait(&mut child, Signal::SIGINT, log);
+    assert!(status.success(), "serve exit status {status:?} after Ctrl-C: {log}");
+    assert!(!postmaster_running(&data));
+
+    // A crash leaves a stale postmaster.pid behind; it must not block the next start.
+    // Its pid may since belong to a live process that is not our postmaster (here: this test).
+    std::fs::write(
+        data.join("postgres/postmaster.pid"),
+        format!("{}\n/nowhere\n", std::process::id()),
+    )
+    .unwrap();
+    let (code, stdout, err) = outcome(&run(chatd(dir.path(), None, &["migrate", "status"])));
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("applied  0001_accounts"), "{stdout}");
+    assert!(!postmaster_running(&data));
+}
+
+use nix::sys::signal::Signal;
+
+fn start_serve(dir: &Path) -> (std::process::Child, String, std::thread::JoinHandle<String>) {
+    let mut serve = chatd(dir, None, &["serve", "--bind", "127.0.0.1:0"]);
+    serve.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = serve.spawn().unwrap();
+    let (addr, log) = wait_for_listen(child.stderr.take().unwrap());
+    (child, addr, log)
+}
+
+/// Sends `signal` and waits (bounded) for the process to exit; returns its status and log.
+fn signal_and_wait(
+    child: &mut std::process::Child,
+    signal: Signal,
+    log: std::thread::JoinHandle<String>,
+) -> (std::process::ExitStatus, String) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "serve did not exit after {signal}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    (status, log.join().unwrap())
+}
+
+async fn login_status(addr: &str, username: &str, password: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("http://{addr}/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_wrong_pg_bin_dir_is_one_clear_line() {
+    let dir = scratch_dir();
+    let mut cmd = chatd(dir.path(), None, &["migrate", "status"]);
+    cmd.env("CHATD_DATABASE__PG_BIN_DIR", dir.path());
+    let (code, _, err) = outcome(&run(cmd));
+    assert_eq!(code, 1);
+    assert!(err.contains("does not contain initdb, pg_ctl and postgres"), "{err}");
+}
+
+#[tokio::test]
+async fn concurrent_first_runs_share_one_cluster() {
+    // Two commands on a fresh data dir at once: one initdb, both succeed, nothing left running.
+    let dir = scratch_dir();
+    let spawn = || {
+        let mut cmd = chatd(dir.path(), None, &["migrate"]);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for out in [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()] {
+        let (code, _, err) = outcome(&out);
+        assert_eq!(code, 0, "{err}");
+    }
+    assert!(!postmaster_running(&dir.path().join("data")));
+    let (code, stdout, _) = outcome(&run(chatd(dir.path(), None, &["migrate", "status"])));
+    assert_eq!(code, 0);
+    assert!(stdout.contains("applied  0001_accounts"), "{stdout}");
+}

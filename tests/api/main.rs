@@ -1,0 +1,11 @@
+//! Integration tests: a real PostgreSQL, a real chatd on loopback, a real HTTP client.
+//! One binary (modules below) so the cluster and the link step are shared.
+
+mod helpers;
+
+mod auth;
+mod cli;
+mod health;
+mod migrations;
+mod sessions;
+mod users;
