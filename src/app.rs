@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::tokens::TokenKeys;
 use crate::auth::Accounts;
+use crate::chat::Chat;
 use crate::config::Config;
 use crate::db::{migrate, sessions, Db};
 
@@ -21,6 +22,7 @@ use crate::db::{migrate, sessions, Db};
 #[derive(Clone)]
 pub struct AppState {
     pub accounts: Accounts,
+    pub chat: Chat,
     pub db: Db,
     pub config: Arc<Config>,
     pub started_at: Instant,
@@ -32,6 +34,7 @@ impl AppState {
         let accounts = Accounts::new(db.clone(), &config, tokens);
         Ok(Self {
             accounts,
+            chat: Chat::new(db.clone()),
             db,
             config,
             started_at: Instant::now(),
@@ -120,21 +123,38 @@ async fn housekeeping(db: Db) {
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Ctrl-C (SIGINT) and SIGTERM, listened for from the moment this is created.
+///
+/// Create it before doing anything that must be undone (starting the embedded cluster): once
+/// it exists the signals no longer kill the process, they are queued here, so a signal that
+/// arrives during start-up or a short command is seen and the cluster is stopped on the way
+/// out instead of being orphaned.
+pub struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the listeners. Needs a running tokio runtime.
+    pub fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Waits for the next signal; returns its name.
+    pub async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
         }
-    };
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("interrupt received"),
-        _ = term => tracing::info!("SIGTERM received"),
+    }
+
+    /// A signal that already arrived, if any, without waiting.
+    pub fn pending(&mut self) -> Option<&'static str> {
+        use futures_util::FutureExt as _;
+        self.recv().now_or_never()
     }
 }

@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_CONFIG_FILE: &str = "config.toml";
 /// Shortest accepted JWT signing secret, in bytes (HS256 wants at least the hash size).
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
+/// Longest refresh-token lifetime: a year. Far beyond it, expiry dates overflow the calendar.
+pub const MAX_REFRESH_TOKEN_TTL_SECS: u64 = 365 * 24 * 3600;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -217,6 +219,12 @@ impl Config {
                 "must not be shorter than auth.access_token_ttl_secs",
             ));
         }
+        if self.auth.refresh_token_ttl_secs > MAX_REFRESH_TOKEN_TTL_SECS {
+            return Err(ConfigError::key(
+                "auth.refresh_token_ttl_secs",
+                format!("must be at most {MAX_REFRESH_TOKEN_TTL_SECS} (365 days)"),
+            ));
+        }
         if !(1_000..=10_000_000).contains(&self.auth.pbkdf2_iterations) {
             return Err(ConfigError::key(
                 "auth.pbkdf2_iterations",
@@ -342,5 +350,31 @@ mod tests {
         let mut c = Config::default();
         c.auth.jwt_secret = Some("short".into());
         assert!(c.validate().unwrap_err().to_string().contains("auth.jwt_secret"));
+    }
+
+    #[test]
+    fn token_lifetimes_are_bounded() {
+        for (ttl, ok) in [
+            (u64::MAX, false),
+            (MAX_REFRESH_TOKEN_TTL_SECS + 1, false),
+            (MAX_REFRESH_TOKEN_TTL_SECS, true),
+        ] {
+            let mut c = Config::default();
+            c.auth.refresh_token_ttl_secs = ttl;
+            match c.validate() {
+                Ok(()) => assert!(ok, "{ttl} accepted"),
+                Err(e) => {
+                    assert!(!ok, "{ttl} refused: {e}");
+                    assert!(e.to_string().contains("auth.refresh_token_ttl_secs"), "{e}");
+                }
+            }
+        }
+        let mut c = Config::default();
+        c.auth.access_token_ttl_secs = u64::MAX;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("auth.access_token_ttl_secs"));
     }
 }

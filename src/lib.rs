@@ -2,11 +2,13 @@
 //!
 //! Layout (a feature is found by its name): `config` (layered settings), `db` (pool, embedded
 //! PostgreSQL, migrations, repositories), `auth` (passwords, tokens, sessions, the accounts
-//! service), `users` (validated fields, profiles, administration), `http` (the REST API),
+//! service), `users` (validated fields, profiles, administration), `chat` (rooms, membership,
+//! moderation, direct messages, the message service), `http` (the REST API),
 //! `app` (state and server lifecycle), `cli` (the `chatd` command).
 
 pub mod app;
 pub mod auth;
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod db;

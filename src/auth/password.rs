@@ -4,10 +4,15 @@
 //! Hashing is deliberately slow (~57 ms at 600k iterations), so it never runs on the async
 //! runtime: each hash takes a permit from a small semaphore and runs on the blocking pool.
 //! A login flood therefore queues on the semaphore while message delivery keeps its threads.
+//! The permit travels into the blocking task, so it bounds the hashes actually running even
+//! when a client disconnects mid-hash (dropping the request's future does not stop the
+//! thread). Waiting for a permit is bounded too: past `QUEUE_TIMEOUT` the request gets a 503
+//! `unavailable` instead of queueing without end.
 //! Unknown usernames are checked against a dummy hash of the same cost, so a wrong username
 //! and a wrong password take the same time.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use pbkdf2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use pbkdf2::{Algorithm, Params, Pbkdf2};
@@ -15,9 +20,13 @@ use tokio::sync::{OnceCell, Semaphore};
 
 use crate::error::Error;
 
+/// Longest a request waits for a hashing thread before it is answered 503.
+pub const QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub struct PasswordHasher {
     iterations: u32,
     permits: Arc<Semaphore>,
+    queue_timeout: Duration,
     dummy: OnceCell<String>,
 }
 
@@ -34,6 +43,7 @@ impl PasswordHasher {
         Self {
             iterations,
             permits: Arc::new(Semaphore::new(workers.max(1))),
+            queue_timeout: QUEUE_TIMEOUT,
             dummy: OnceCell::new(),
         }
     }
@@ -84,14 +94,17 @@ impl PasswordHasher {
     }
 
     async fn blocking<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
-        let _permit = self
-            .permits
-            .acquire()
+        let permit = tokio::time::timeout(self.queue_timeout, self.permits.clone().acquire_owned())
             .await
+            .map_err(|_| Error::Unavailable("too many password hashes queued".into()))?
             .map_err(|_| Error::Unavailable("hasher closed".into()))?;
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| Error::Internal(format!("hashing task: {e}")))
+        tokio::task::spawn_blocking(move || {
+            // Released when the hash is done, not when the (maybe abandoned) request is.
+            let _permit = permit;
+            f()
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("hashing task: {e}")))
     }
 }
 
@@ -144,5 +157,38 @@ mod tests {
         assert!(!weak.verify("wrong horse", Some(&h)).await.unwrap().ok);
         // The dummy hash never verifies, not even with its own password.
         assert!(!weak.verify("chatd-dummy-password", None).await.unwrap().ok);
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_hash_keeps_its_permit_until_it_finishes() {
+        let hasher = PasswordHasher::new(1_000, 1);
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        // The request gives up (client gone) while its hash is still running.
+        let abandoned = tokio::time::timeout(
+            Duration::from_millis(100),
+            hasher.blocking(move || {
+                let _ = wait.recv();
+            }),
+        )
+        .await;
+        assert!(abandoned.is_err());
+        assert_eq!(hasher.permits.available_permits(), 0, "the running hash still holds it");
+        release.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while hasher.permits.available_permits() == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the permit comes back when the hash ends");
+    }
+
+    #[tokio::test]
+    async fn waiting_too_long_for_a_permit_is_unavailable() {
+        let mut hasher = PasswordHasher::new(1_000, 1);
+        hasher.queue_timeout = Duration::from_millis(50);
+        let _busy = hasher.permits.clone().acquire_owned().await.unwrap();
+        let err = hasher.hash("whatever-password").await.unwrap_err();
+        assert_eq!(err.code(), "unavailable");
     }
 }

@@ -69,6 +69,13 @@ pub struct SessionView {
 
 const USER_AGENT_MAX: usize = 256;
 
+/// When a refresh token issued at `now` expires. Config validation bounds the TTL; this is
+/// the net under it, so a date overflow is an error rather than a panic.
+fn refresh_expiry(now: OffsetDateTime, ttl: Duration) -> Result<OffsetDateTime> {
+    now.checked_add(ttl)
+        .ok_or_else(|| Error::Internal("auth.refresh_token_ttl_secs overflows the calendar".into()))
+}
+
 impl Accounts {
     pub fn new(db: Db, config: &Config, tokens: TokenKeys) -> Self {
         Self {
@@ -141,7 +148,7 @@ impl Accounts {
 
     async fn start_session(&self, user_id: Uuid, client: &ClientInfo) -> Result<TokenPair> {
         let (refresh, hash) = new_refresh_token();
-        let expires_at = OffsetDateTime::now_utc() + self.refresh_ttl;
+        let expires_at = refresh_expiry(OffsetDateTime::now_utc(), self.refresh_ttl)?;
         let user_agent = client.user_agent.as_deref().map(|ua| truncate(ua, USER_AGENT_MAX));
         let mut conn = self.db.conn().await?;
         let tx = conn.transaction().await?;
@@ -196,7 +203,7 @@ impl Accounts {
             return Err(Error::forbidden("account_disabled", "this account is disabled"));
         }
         let (new_token, new_hash) = new_refresh_token();
-        let expires_at = OffsetDateTime::now_utc() + self.refresh_ttl;
+        let expires_at = refresh_expiry(OffsetDateTime::now_utc(), self.refresh_ttl)?;
         sessions::rotate(&tx, state.session_id, &hash, &new_hash, expires_at).await?;
         tx.commit().await?;
         Ok((User::from(&record), self.pair(record.id, state.session_id, new_token)?))
@@ -305,5 +312,20 @@ fn truncate(s: &str, max_chars: usize) -> &str {
     match s.char_indices().nth(max_chars) {
         Some((i, _)) => &s[..i],
         None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refresh_expiry_past_the_calendar_is_an_error_not_a_panic() {
+        let now = OffsetDateTime::now_utc();
+        assert!(refresh_expiry(now, Duration::seconds(i64::MAX)).is_err());
+        assert_eq!(
+            refresh_expiry(now, Duration::seconds(60)).unwrap(),
+            now + Duration::seconds(60)
+        );
     }
 }

@@ -75,7 +75,7 @@ impl TokenKeys {
             sub: user_id,
             sid: session_id,
             iat: now,
-            exp: now + self.access_ttl_secs,
+            exp: now.saturating_add(self.access_ttl_secs),
             iss: self.issuer.clone(),
         };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)

@@ -2,7 +2,8 @@
 
 use clap::{Args, Subcommand};
 
-use super::CliError;
+use super::{print, with_database, CliError};
+use crate::app::Signals;
 use crate::config::Config;
 use crate::db::{migrate, Database};
 
@@ -20,11 +21,9 @@ pub enum MigrateAction {
     Status,
 }
 
-pub async fn run(config: Config, args: MigrateArgs) -> Result<(), CliError> {
-    let database = Database::open(&config).await?;
-    let result = act(&database, args.action.unwrap_or(MigrateAction::Up)).await;
-    database.close().await;
-    result
+pub async fn run(config: Config, args: MigrateArgs, mut signals: Signals) -> Result<(), CliError> {
+    let action = args.action.unwrap_or(MigrateAction::Up);
+    with_database(&config, &mut signals, async |database| act(database, action).await).await
 }
 
 async fn act(database: &Database, action: MigrateAction) -> Result<(), CliError> {
@@ -35,22 +34,22 @@ async fn act(database: &Database, action: MigrateAction) -> Result<(), CliError>
             let applied = migrate::run(&mut conn, &migrations).await?;
             if applied.is_empty() {
                 let latest = migrations.last().map(|m| m.label()).unwrap_or_default();
-                println!("database is up to date (latest migration: {latest})");
+                print(format_args!("database is up to date (latest migration: {latest})"))?;
             }
             for m in applied {
-                println!("applied {}", m.label());
+                print(format_args!("applied {}", m.label()))?;
             }
         }
         MigrateAction::Status => {
             for s in migrate::status(&conn, &migrations).await? {
                 match s.applied_at {
-                    Some(at) => println!(
+                    Some(at) => print(format_args!(
                         "applied  {}  {}",
                         s.migration.label(),
                         at.format(&time::format_description::well_known::Rfc3339)
                             .unwrap_or_default()
-                    ),
-                    None => println!("pending  {}", s.migration.label()),
+                    ))?,
+                    None => print(format_args!("pending  {}", s.migration.label()))?,
                 }
             }
         }

@@ -6,6 +6,7 @@
 //! a too-short password). Errors are one line on stderr: `chatd: error: …`.
 
 mod migrate;
+mod room;
 mod serve;
 mod user;
 
@@ -14,7 +15,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use std::io::Write as _;
+
+use crate::app::Signals;
 use crate::config::{Config, ConfigError};
+use crate::db::Database;
 use crate::error::Error;
 
 /// Exit status for runtime failures.
@@ -27,7 +32,7 @@ pub const EXIT_USAGE: u8 = 2;
     name = "chatd",
     version,
     about = "A self-hosted real-time chat server",
-    long_about = "chatd serves a JSON REST API (accounts, sessions, profiles) backed by PostgreSQL.\n\n\
+    long_about = "chatd serves a JSON REST API (accounts, sessions, profiles, rooms, membership and moderation, direct messages, message history) backed by PostgreSQL.\n\n\
         With no database.url configured it runs its own embedded PostgreSQL cluster under the \
         data directory, using the PostgreSQL server binaries installed on the machine.\n\n\
         Exit status: 0 success, 1 runtime failure, 2 usage, configuration or input error."
@@ -51,6 +56,8 @@ pub enum Command {
     Migrate(migrate::MigrateArgs),
     /// Manage user accounts directly in the database
     User(user::UserArgs),
+    /// Manage rooms and their members directly in the database
+    Room(room::RoomArgs),
 }
 
 /// A failure to report: one line and an exit status.
@@ -116,10 +123,32 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("chatd: error: {}", e.message.replace('\n', " "));
+            if !e.message.is_empty() {
+                // Not `eprintln!`: it panics when stderr is closed or full.
+                let _ = writeln!(std::io::stderr(), "chatd: error: {}", e.message.replace('\n', " "));
+            }
             ExitCode::from(e.exit)
         }
     }
+}
+
+/// Writes `text` (one or more whole lines) to standard output.
+///
+/// Never `println!` in the CLI: it panics when stdout is a closed pipe or a full disk, which
+/// would skip closing the database and orphan the embedded cluster. A closed pipe
+/// (`chatd user list | head -1`) ends the command quietly with status 0, as the reader
+/// chose to stop; any other write error is a runtime failure.
+pub(crate) fn print(text: impl std::fmt::Display) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")
+        .and_then(|()| out.flush())
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::BrokenPipe => CliError {
+                exit: 0,
+                message: String::new(),
+            },
+            _ => CliError::failure(format!("cannot write to standard output: {e}")),
+        })
 }
 
 /// `--help` and `--version` print as clap renders them; a usage error becomes our one line
@@ -137,10 +166,18 @@ fn usage_error(e: clap::Error) -> ExitCode {
             ExitCode::SUCCESS
         };
     }
+    // clap's message runs up to the first blank line (a missing-argument error names the
+    // arguments on the lines after its first); usage and hints follow. Fold it into one line.
     let rendered = e.render().to_string();
-    let first = rendered.lines().next().unwrap_or("invalid arguments");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    eprintln!("chatd: error: {first} (see `chatd --help`)");
+    let message: Vec<&str> = rendered.lines().map(str::trim).take_while(|l| !l.is_empty()).collect();
+    let message = message.join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    let message = if message.is_empty() {
+        "invalid arguments"
+    } else {
+        message
+    };
+    eprintln!("chatd: error: {message} (see `chatd --help`)");
     ExitCode::from(EXIT_USAGE)
 }
 
@@ -157,17 +194,57 @@ fn run(cli: Cli) -> Result<(), CliError> {
     }
     config.validate()?;
     crate::telemetry::init(&config.log);
+    // Read a password before listening for signals: at the prompt, Ctrl-C must still simply
+    // end chatd (nothing has been started yet).
+    let password = match &cli.command {
+        Command::User(args) => user::read_password_for(&args.action)?,
+        _ => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async move {
+        // First, before the embedded cluster can be started: from here on a Ctrl-C or SIGTERM
+        // is handled by us, and the cluster is stopped on the way out.
+        let signals = Signals::install().map_err(|e| CliError::failure(format!("cannot listen for signals: {e}")))?;
         match cli.command {
-            Command::Serve(_) => serve::run(config).await,
-            Command::Migrate(args) => migrate::run(config, args).await,
-            Command::User(args) => user::run(config, args).await,
+            Command::Serve(_) => serve::run(config, signals).await,
+            Command::Migrate(args) => migrate::run(config, args, signals).await,
+            Command::User(args) => user::run(config, args, password, signals).await,
+            Command::Room(args) => room::run(config, args, signals).await,
         }
     })
+}
+
+/// Runs a short command against the database: opens it, runs `work` until it is done or a
+/// signal arrives, and closes the database on every path — success, error, signal or even a
+/// panic in `work` — so the embedded cluster never outlives its last user.
+pub(crate) async fn with_database(
+    config: &Config,
+    signals: &mut Signals,
+    work: impl AsyncFnOnce(&Database) -> Result<(), CliError>,
+) -> Result<(), CliError> {
+    use futures_util::FutureExt as _;
+    // Opening is not interrupted half-way (a cluster could be left starting with nobody to
+    // stop it); a signal that arrives meanwhile is seen right after.
+    let database = Database::open(config).await?;
+    let result = match signals.pending() {
+        Some(signal) => Err(interrupted(signal)),
+        None => {
+            let work = std::panic::AssertUnwindSafe(work(&database)).catch_unwind();
+            tokio::select! {
+                result = work => result.unwrap_or_else(|_| Err(CliError::failure("internal error (see above)"))),
+                signal = signals.recv() => Err(interrupted(signal)),
+            }
+        }
+    };
+    database.close().await;
+    result
+}
+
+fn interrupted(signal: &str) -> CliError {
+    CliError::failure(format!("interrupted by {signal}; nothing more was done"))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::CliError;
-use crate::app::{apply_migrations, shutdown_signal, Application};
+use crate::app::{apply_migrations, Application, Signals};
 use crate::config::Config;
 use crate::db::{datadir, migrate, Database};
 
@@ -32,20 +32,52 @@ impl ServeArgs {
     }
 }
 
-pub async fn run(config: Config) -> Result<(), CliError> {
+pub async fn run(config: Config, mut signals: Signals) -> Result<(), CliError> {
     // One `serve` per data dir: a second one would share, then stop, the first one's cluster.
     let _lock = match config.database_url() {
         None => Some(datadir::lock_serve(&config.server.data_dir).map_err(|e| CliError::failure(e.to_string()))?),
         Some(_) => None,
     };
     let config = Arc::new(config);
+    // Opening is not interrupted half-way (the cluster could be left starting with nobody to
+    // stop it); a signal that arrives meanwhile is seen right after, and is a normal stop.
     let database = Database::open(&config).await?;
-    let result = serve(&config, &database).await;
+    let result = match signals.pending() {
+        Some(signal) => {
+            tracing::info!("{signal} received during start-up; stopping");
+            Ok(())
+        }
+        None => serve(&config, &database, signals).await,
+    };
     database.close().await;
     result
 }
 
-async fn serve(config: &Arc<Config>, database: &Database) -> Result<(), CliError> {
+async fn serve(config: &Arc<Config>, database: &Database, mut signals: Signals) -> Result<(), CliError> {
+    // Start-up (migrations, binding) races the signals too: a Ctrl-C here stops chatd, and
+    // the caller still closes the database.
+    let app = tokio::select! {
+        app = start(config, database) => app?,
+        signal = signals.recv() => {
+            tracing::info!("{signal} received during start-up; stopping");
+            return Ok(());
+        }
+    };
+    tracing::info!(
+        "chatd {} listening on http://{}",
+        env!("CARGO_PKG_VERSION"),
+        app.local_addr()
+    );
+    app.run_until(async move {
+        let signal = signals.recv().await;
+        tracing::info!("{signal} received");
+    })
+    .await;
+    Ok(())
+}
+
+/// Everything between an open database and a bound listener.
+async fn start(config: &Arc<Config>, database: &Database) -> Result<Application, CliError> {
     if config.database.auto_migrate {
         for m in apply_migrations(&database.db).await? {
             tracing::info!("applied migration {}", m.label());
@@ -70,12 +102,5 @@ async fn serve(config: &Arc<Config>, database: &Database) -> Result<(), CliError
             config.server.data_dir.display()
         );
     }
-    let app = Application::build(config.clone(), database.db.clone()).await?;
-    tracing::info!(
-        "chatd {} listening on http://{}",
-        env!("CARGO_PKG_VERSION"),
-        app.local_addr()
-    );
-    app.run_until(shutdown_signal()).await;
-    Ok(())
+    Ok(Application::build(config.clone(), database.db.clone()).await?)
 }

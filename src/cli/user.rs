@@ -2,13 +2,14 @@
 //! accounts service the API uses. Passwords are read from a no-echo prompt or, for scripts,
 //! from standard input (`--password-stdin`) — never from argv.
 
+use std::fmt::Write as _;
 use std::io::{BufRead as _, IsTerminal as _};
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 
-use super::CliError;
-use crate::app::{apply_migrations, AppState};
+use super::{print, with_database, CliError};
+use crate::app::{apply_migrations, AppState, Signals};
 use crate::config::Config;
 use crate::db::Database;
 use crate::users::User;
@@ -82,18 +83,28 @@ pub enum UserAction {
     },
 }
 
-pub async fn run(config: Config, args: UserArgs) -> Result<(), CliError> {
-    // Read the password before touching the database: a typo at the prompt costs nothing.
-    let password = match &args.action {
-        UserAction::Create { password_stdin, .. } => Some(read_password(*password_stdin, true)?),
-        UserAction::Passwd { password_stdin, .. } => Some(read_password(*password_stdin, true)?),
-        _ => None,
-    };
+/// The password a `create` or `passwd` needs, read before anything else: a typo at the
+/// prompt costs nothing, and Ctrl-C at the prompt simply ends chatd.
+pub fn read_password_for(action: &UserAction) -> Result<Option<String>, CliError> {
+    match action {
+        UserAction::Create { password_stdin, .. } | UserAction::Passwd { password_stdin, .. } => {
+            read_password(*password_stdin, true).map(Some)
+        }
+        _ => Ok(None),
+    }
+}
+
+pub async fn run(
+    config: Config,
+    args: UserArgs,
+    password: Option<String>,
+    mut signals: Signals,
+) -> Result<(), CliError> {
     let config = Arc::new(config);
-    let database = Database::open(&config).await?;
-    let result = act(&config, &database, args.action, password).await;
-    database.close().await;
-    result
+    with_database(&config.clone(), &mut signals, async |database| {
+        act(&config, database, args.action, password).await
+    })
+    .await
 }
 
 async fn act(
@@ -117,27 +128,25 @@ async fn act(
             let user = accounts
                 .create_user(&username, password(), display_name.as_deref(), admin)
                 .await?;
-            println!(
+            print(format_args!(
                 "created user {}{}",
                 user.username,
                 if user.is_admin { " (admin)" } else { "" }
-            );
+            ))?;
         }
         UserAction::List { json } => {
             let users = accounts.all_users().await?;
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&users).map_err(|e| CliError::failure(e.to_string()))?
-                );
+                print(serde_json::to_string_pretty(&users).map_err(|e| CliError::failure(e.to_string()))?)?;
             } else {
-                println!(
+                let mut table = format!(
                     "{:<32}  {:<24}  {:<5}  {:<8}  CREATED",
                     "USERNAME", "DISPLAY NAME", "ADMIN", "STATUS"
                 );
                 for u in &users {
-                    println!(
-                        "{:<32}  {:<24}  {:<5}  {:<8}  {}",
+                    let _ = write!(
+                        table,
+                        "\n{:<32}  {:<24}  {:<5}  {:<8}  {}",
                         u.username,
                         u.display_name.as_deref().unwrap_or("-"),
                         if u.is_admin { "yes" } else { "no" },
@@ -145,42 +154,45 @@ async fn act(
                         rfc3339(u.created_at)
                     );
                 }
+                print(table)?;
             }
         }
         UserAction::Show { username, json } => {
             let u = accounts.user(&username).await?;
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&u).map_err(|e| CliError::failure(e.to_string()))?
-                );
+                print(serde_json::to_string_pretty(&u).map_err(|e| CliError::failure(e.to_string()))?)?;
             } else {
-                print_user(&u);
+                print(describe_user(&u))?;
             }
         }
         UserAction::Passwd { username, .. } => {
             accounts.set_password(&username, password()).await?;
-            println!("password changed for {username}; all of its sessions were revoked");
+            print(format_args!(
+                "password changed for {username}; all of its sessions were revoked"
+            ))?;
         }
         UserAction::Disable { username } => {
             let u = accounts.set_disabled(&username, true).await?;
-            println!("disabled {}; all of its sessions were revoked", u.username);
+            print(format_args!(
+                "disabled {}; all of its sessions were revoked",
+                u.username
+            ))?;
         }
         UserAction::Enable { username } => {
             let u = accounts.set_disabled(&username, false).await?;
-            println!("enabled {}", u.username);
+            print(format_args!("enabled {}", u.username))?;
         }
         UserAction::Delete { username } => {
             accounts.delete_user(&username).await?;
-            println!("deleted {username}");
+            print(format_args!("deleted {username}"))?;
         }
         UserAction::SetAdmin { username, admin } => {
             let u = accounts.set_admin(&username, admin).await?;
-            println!(
+            print(format_args!(
                 "{} is {} an administrator",
                 u.username,
                 if u.is_admin { "now" } else { "no longer" }
-            );
+            ))?;
         }
     }
     Ok(())
@@ -191,16 +203,19 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-fn print_user(u: &User) {
-    println!("id:           {}", u.id);
-    println!("username:     {}", u.username);
-    println!("display name: {}", u.display_name.as_deref().unwrap_or("-"));
-    println!("bio:          {}", u.bio.as_deref().unwrap_or("-"));
-    println!("avatar url:   {}", u.avatar_url.as_deref().unwrap_or("-"));
-    println!("admin:        {}", if u.is_admin { "yes" } else { "no" });
-    println!("status:       {}", if u.disabled { "disabled" } else { "active" });
-    println!("created:      {}", rfc3339(u.created_at));
-    println!("updated:      {}", rfc3339(u.updated_at));
+fn describe_user(u: &User) -> String {
+    [
+        format!("id:           {}", u.id),
+        format!("username:     {}", u.username),
+        format!("display name: {}", u.display_name.as_deref().unwrap_or("-")),
+        format!("bio:          {}", u.bio.as_deref().unwrap_or("-")),
+        format!("avatar url:   {}", u.avatar_url.as_deref().unwrap_or("-")),
+        format!("admin:        {}", if u.is_admin { "yes" } else { "no" }),
+        format!("status:       {}", if u.disabled { "disabled" } else { "active" }),
+        format!("created:      {}", rfc3339(u.created_at)),
+        format!("updated:      {}", rfc3339(u.updated_at)),
+    ]
+    .join("\n")
 }
 
 /// From stdin with `--password-stdin`, else a no-echo prompt (typed twice) on a terminal.

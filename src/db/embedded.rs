@@ -153,7 +153,8 @@ impl Embedded {
             owner,
             durable: opts.durable,
         };
-        this.make_private_dir(&this.socket_dir)?;
+        make_socket_dir(&this.socket_dir, this.owner.map(|(uid, _)| uid))?;
+        this.give_to_owner(&this.socket_dir)?;
         if !this.pgdata.join("PG_VERSION").is_file() {
             this.initdb().await?;
         }
@@ -271,12 +272,33 @@ impl Embedded {
         Ok(())
     }
 
+    /// Creates the cluster. `initdb` works in a staging directory next to `pgdata` that is
+    /// renamed into place only once complete, so an interrupted first run (Ctrl-C, crash,
+    /// power loss) never leaves a half-built cluster that later looks real: the next run
+    /// throws the staging directory away and starts over.
     async fn initdb(&self) -> Result<(), EmbeddedError> {
         tracing::info!(pgdata = %self.pgdata.display(), "initialising the embedded PostgreSQL cluster");
-        self.make_private_dir(&self.pgdata)?;
+        if let Ok(mut entries) = std::fs::read_dir(&self.pgdata) {
+            if entries.next().is_some() {
+                return Err(EmbeddedError::Io(format!(
+                    "{} exists but is not a complete PostgreSQL cluster (no PG_VERSION): \
+                     move it away and run chatd again to create a new one",
+                    self.pgdata.display()
+                )));
+            }
+            // An empty directory (made by an operator, or by an older chatd) is replaced.
+            std::fs::remove_dir(&self.pgdata)
+                .map_err(|e| io(format!("cannot remove empty {}", self.pgdata.display()), e))?;
+        }
+        let staging = self.pgdata.with_file_name("postgres.initdb");
+        if std::fs::symlink_metadata(&staging).is_ok() {
+            tracing::warn!("removing {} left by an interrupted initdb", staging.display());
+            std::fs::remove_dir_all(&staging).map_err(|e| io(format!("cannot remove {}", staging.display()), e))?;
+        }
+        self.make_private_dir(&staging)?;
         let mut cmd = self.command("initdb");
         cmd.arg("-D")
-            .arg(&self.pgdata)
+            .arg(&staging)
             .args(["-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--no-locale"]);
         if !self.durable {
             cmd.arg("--no-sync");
@@ -284,19 +306,24 @@ impl Embedded {
         let out = cmd.output().await.map_err(|e| io("cannot run initdb", e))?;
         if !out.status.success() {
             // Leave nothing half-made behind: the next run must start from scratch.
-            let _ = std::fs::remove_dir_all(&self.pgdata);
+            let _ = std::fs::remove_dir_all(&staging);
             return Err(EmbeddedError::Command {
                 what: "initdb".into(),
                 detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
             });
         }
-        let conf = self.pgdata.join("postgresql.conf");
+        let conf = staging.join("postgresql.conf");
         let mut text = std::fs::read_to_string(&conf).map_err(|e| io("cannot read postgresql.conf", e))?;
         text.push_str(
             "\n# Written by chatd: its own settings, rewritten at every start.\ninclude_if_exists = 'chatd.conf'\n",
         );
         std::fs::write(&conf, text).map_err(|e| io("cannot write postgresql.conf", e))?;
-        Ok(())
+        std::fs::rename(&staging, &self.pgdata).map_err(|e| {
+            io(
+                format!("cannot move {} to {}", staging.display(), self.pgdata.display()),
+                e,
+            )
+        })
     }
 
     /// Settings chatd owns; rewritten at every start so a moved socket dir takes effect.
@@ -326,9 +353,6 @@ impl Embedded {
             .arg("-l")
             .arg(&self.log_file)
             .args(["-w", "-t", "60"])
-            // Own process group: a terminal's Ctrl-C goes to chatd, which then stops the
-            // cluster cleanly, instead of hitting both at once.
-            .process_group(0)
             .output()
             .await
             .map_err(|e| io("cannot run pg_ctl", e))?;
@@ -385,7 +409,11 @@ impl Embedded {
         cmd.current_dir("/")
             .env_remove("PGDATA")
             .env("LC_ALL", "C")
-            .kill_on_drop(false);
+            .kill_on_drop(false)
+            // Own process group: a terminal's Ctrl-C goes to chatd alone, which lets a running
+            // initdb or pg_ctl finish and then stops the cluster cleanly, instead of killing
+            // them half-way.
+            .process_group(0);
         cmd.stdin(std::process::Stdio::null());
         if let Some((uid, gid)) = self.owner {
             cmd.uid(uid.as_raw()).gid(gid.as_raw());
@@ -407,6 +435,43 @@ impl Embedded {
         }
         Ok(())
     }
+}
+
+/// Creates the socket directory, mode 0700, or checks the one that is there.
+///
+/// It may live in the world-writable temporary directory (when the path under the data dir
+/// would be too long for a socket), where another local user could have planted a symlink or
+/// a directory of their own to capture the socket or redirect our chmod/chown. So nothing is
+/// followed: an existing path must be a real directory owned by us or by the cluster's owner,
+/// and is then made private.
+fn make_socket_dir(dir: &Path, cluster_owner: Option<Uid>) -> Result<(), EmbeddedError> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let refuse = |why: String| {
+        EmbeddedError::Io(format!(
+            "refusing to use {} for the embedded cluster's socket: {why}; remove it, or use a \
+             shorter data dir path",
+            dir.display()
+        ))
+    };
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io(format!("cannot create {}", dir.display()), e)),
+    }
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| io(format!("cannot inspect {}", dir.display()), e))?;
+    if !meta.file_type().is_dir() {
+        return Err(refuse("it exists and is not a directory (a symlink?)".into()));
+    }
+    let me = Uid::effective().as_raw();
+    if meta.uid() != me && Some(meta.uid()) != cluster_owner.map(Uid::as_raw) {
+        return Err(refuse(format!("it belongs to another user (uid {})", meta.uid())));
+    }
+    if meta.mode() & 0o077 != 0 {
+        // Ours and a real directory (the sticky temp dir stops others from swapping it).
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| io(format!("cannot set permissions on {}", dir.display()), e))?;
+    }
+    Ok(())
 }
 
 fn has_server_binaries(dir: &Path) -> bool {
@@ -464,4 +529,59 @@ fn reachable_by(dir: &Path, uid: Uid, gid: Gid) -> bool {
 fn short_hash(path: &Path) -> String {
     let digest = Sha256::digest(path.as_os_str().as_encoded_bytes());
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::symlink_metadata(p).unwrap().mode() & 0o777
+    }
+
+    #[test]
+    fn socket_dir_is_created_private() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("chatd-sock");
+        make_socket_dir(&dir, None).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        // An existing directory of ours is reused and made private again.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        make_socket_dir(&dir, None).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+    }
+
+    #[test]
+    fn socket_dir_refuses_a_planted_symlink_or_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("elsewhere");
+        std::fs::create_dir(&target).unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let link = tmp.path().join("chatd-sock");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let err = make_socket_dir(&link, None).unwrap_err().to_string();
+        assert!(err.contains("not a directory"), "{err}");
+        assert_eq!(mode(&target), 0o755, "the symlink's target was not touched");
+
+        let file = tmp.path().join("chatd-file");
+        std::fs::write(&file, "").unwrap();
+        assert!(make_socket_dir(&file, None).is_err());
+    }
+
+    #[test]
+    fn socket_dir_refuses_a_directory_of_another_user() {
+        if !Uid::effective().is_root() {
+            return; // only root can make a directory belong to someone else
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("chatd-sock");
+        std::fs::create_dir(&dir).unwrap();
+        nix::unistd::chown(&dir, Some(Uid::from_raw(65534)), None).unwrap();
+        let err = make_socket_dir(&dir, Some(Uid::from_raw(12345)))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("another user"), "{err}");
+        // The cluster's own account may own it.
+        make_socket_dir(&dir, Some(Uid::from_raw(65534))).unwrap();
+    }
 }

@@ -4,7 +4,9 @@
 
 pub mod datadir;
 pub mod embedded;
+pub mod messages;
 pub mod migrate;
+pub mod rooms;
 pub mod sessions;
 pub mod users;
 
@@ -105,8 +107,15 @@ impl Database {
             durable: true,
         })
         .await?;
-        embedded.start().await?;
+        // Join before starting, so that a start that fails half-way (the postmaster is up but
+        // the `chatd` database cannot be made) can tell whether the cluster is ours to stop.
         let membership = datadir::join_embedded(&data_dir)?;
+        if let Err(e) = embedded.start().await {
+            if datadir::leave_embedded(&data_dir, membership) {
+                let _ = embedded.stop().await;
+            }
+            return Err(e.into());
+        }
         drop(lock);
         let db = Db::new(
             embedded.connect_config(embedded::DATABASE),

@@ -6,6 +6,9 @@
 mod accounts;
 pub mod error;
 mod health;
+mod members;
+mod messages;
+mod rooms;
 mod sessions;
 mod users;
 
@@ -20,6 +23,8 @@ use warp::Filter;
 
 use crate::app::AppState;
 use crate::auth::{AuthUser, ClientInfo};
+use crate::chat::{Actor, Limit};
+use crate::error::Error;
 pub use error::ApiError;
 
 /// The whole HTTP surface.
@@ -28,6 +33,12 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = s
         .or(users::routes(&state))
         .unify()
         .or(sessions::routes(&state))
+        .unify()
+        .or(rooms::routes(&state))
+        .unify()
+        .or(members::routes(&state))
+        .unify()
+        .or(messages::routes(&state))
         .unify()
         .or(health::routes(&state))
         .unify();
@@ -210,4 +221,30 @@ where
     T: serde::Deserialize<'de>,
 {
     serde::Deserialize::deserialize(d).map(Some)
+}
+
+/// The caller, as the chat service sees them.
+pub(crate) async fn actor(state: &AppState, header: Option<String>) -> Result<Actor, ApiError> {
+    Ok(Actor::from(&authenticate(state, header).await?))
+}
+
+/// A room id in a path. Anything that is not an id names no room.
+pub(crate) fn room_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(&path_param(raw)).map_err(|_| Error::not_found("room_not_found", "no such room").into())
+}
+
+/// A `true`/`false` query parameter; absent is `false`.
+pub(crate) fn param_bool(q: &HashMap<String, String>, name: &str) -> Result<bool, ApiError> {
+    match q.get(name).map(String::as_str) {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") | Some("") => Ok(true),
+        Some(_) => Err(Error::invalid("invalid_query", format!("{name} must be true or false")).into()),
+    }
+}
+
+/// The `limit` query parameter, checked against its bounds.
+pub(crate) fn param_limit(q: &HashMap<String, String>, bounds: Limit) -> Result<Option<i64>, ApiError> {
+    q.get("limit")
+        .map(|l| l.parse::<i64>().map_err(|_| bounds.error().into()))
+        .transpose()
 }

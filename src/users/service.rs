@@ -68,10 +68,12 @@ impl Accounts {
 
     /// Another user's public profile. Disabled accounts are not shown.
     pub async fn public_profile(&self, username: &str) -> Result<PublicProfile> {
-        let record = self.find(username).await.ok().filter(|r| r.disabled_at.is_none());
-        record
-            .map(|r| PublicProfile::from(&r))
-            .ok_or_else(|| user_not_found(username))
+        // Only "no such user" is a 404; a database failure must stay a 503/500.
+        let record = self.find(username).await?;
+        if record.disabled_at.is_some() {
+            return Err(user_not_found(username));
+        }
+        Ok(PublicProfile::from(&record))
     }
 
     /// Users whose name starts with (or display name contains) `query`, by username.

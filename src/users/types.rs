@@ -77,7 +77,7 @@ impl fmt::Debug for Password {
 
 /// Control characters, and the invisible formatting characters used to spoof text (zero-width
 /// spaces and joiners, bidirectional overrides and isolates, the BOM).
-fn has_control(s: &str, allow_newline: bool) -> bool {
+pub(crate) fn has_control(s: &str, allow_newline: bool) -> bool {
     s.chars().any(|c| {
         let invisible = matches!(
             c,

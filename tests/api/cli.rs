@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::helpers::{scratch_dir, TestApp};
 
 /// `chatd ARGS` with a clean environment: no inherited CHATD_* and cheap hashing.
-fn chatd(dir: &Path, db_url: Option<&str>, args: &[&str]) -> Command {
+pub(crate) fn chatd(dir: &Path, db_url: Option<&str>, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatd"));
     for (k, _) in std::env::vars() {
         if k.starts_with("CHATD_") || k == "RUST_LOG" {
@@ -37,16 +37,16 @@ fn run_with_stdin(mut cmd: Command, stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn run(mut cmd: Command) -> Output {
+pub(crate) fn run(mut cmd: Command) -> Output {
     cmd.output().expect("run chatd")
 }
 
-fn text(b: &[u8]) -> String {
+pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).to_string()
 }
 
 /// Exit status, stdout, and stderr — which must be at most one line when it fails.
-fn outcome(out: &Output) -> (i32, String, String) {
+pub(crate) fn outcome(out: &Output) -> (i32, String, String) {
     let err = text(&out.stderr);
     let code = out.status.code().unwrap_or(-1);
     if code != 0 {
@@ -228,16 +228,15 @@ async fn migrate_status_lists_applied_migrations() {
     let out = run(chatd(dir.path(), Some(&app.db.url), &["migrate", "status"]));
     let (code, stdout, _) = outcome(&out);
     assert_eq!(code, 0);
-    assert!(
-        stdout.lines().any(|l| l.starts_with("applied  0001_accounts")),
-        "{stdout}"
-    );
+    for name in ["0001_accounts", "0002_rooms"] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(&format!("applied  {name}"))),
+            "{stdout}"
+        );
+    }
     let (code, stdout, _) = outcome(&run(chatd(dir.path(), Some(&app.db.url), &["migrate"])));
     assert_eq!(code, 0);
-    assert!(
-        stdout.contains("up to date (latest migration: 0001_accounts)"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("up to date (latest migration: 0002_rooms)"), "{stdout}");
 }
 
 fn postmaster_running(data: &Path) -> bool {
@@ -349,10 +348,46 @@ async fn embedded_cluster_is_created_once_reused_attached_and_stopped() {
 
 use nix::sys::signal::Signal;
 
-fn start_serve(dir: &Path) -> (std::process::Child, String, std::thread::JoinHandle<String>) {
+/// A child process that is stopped when dropped, so a failing assertion never leaks a
+/// running chatd (nor the embedded cluster it would keep up): SIGTERM first, so it stops its
+/// cluster cleanly, then SIGKILL if it does not exit in time.
+pub struct ChildGuard(pub std::process::Child);
+
+impl std::ops::Deref for ChildGuard {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ChildGuard {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if !matches!(self.0.try_wait(), Ok(None)) {
+            return;
+        }
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0.id() as i32), Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if !matches!(self.0.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_serve(dir: &Path) -> (ChildGuard, String, std::thread::JoinHandle<String>) {
     let mut serve = chatd(dir, None, &["serve", "--bind", "127.0.0.1:0"]);
     serve.stdout(Stdio::null()).stderr(Stdio::piped());
-    let mut child = serve.spawn().unwrap();
+    let mut child = ChildGuard(serve.spawn().unwrap());
     let (addr, log) = wait_for_listen(child.stderr.take().unwrap());
     (child, addr, log)
 }
@@ -364,15 +399,29 @@ fn signal_and_wait(
     log: std::thread::JoinHandle<String>,
 ) -> (std::process::ExitStatus, String) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "serve did not exit after {signal}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = wait_bounded(child);
     (status, log.join().unwrap())
+}
+
+/// Waits at most a minute for `child` to exit.
+fn wait_bounded(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "chatd did not exit in time");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits (bounded) until `path` exists.
+fn wait_for_path(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "{} never appeared", path.display());
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 async fn login_status(addr: &str, username: &str, password: &str) -> u16 {
@@ -414,4 +463,98 @@ async fn concurrent_first_runs_share_one_cluster() {
     let (code, stdout, _) = outcome(&run(chatd(dir.path(), None, &["migrate", "status"])));
     assert_eq!(code, 0);
     assert!(stdout.contains("applied  0001_accounts"), "{stdout}");
+}
+
+#[tokio::test]
+async fn a_closed_or_full_stdout_is_no_panic_and_the_cluster_is_stopped() {
+    let dir = scratch_dir();
+    let data = dir.path().join("data");
+    assert_eq!(outcome(&run(chatd(dir.path(), None, &["migrate"]))).0, 0);
+
+    // `chatd user list | true`: the reader is gone before chatd writes.
+    let mut cmd = chatd(dir.path(), None, &["user", "list"]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = ChildGuard(cmd.spawn().unwrap());
+    drop(child.stdout.take());
+    let status = wait_bounded(&mut child);
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(0), "a closed pipe ends chatd quietly: {err}");
+    assert!(err.is_empty(), "{err}");
+    assert!(!postmaster_running(&data), "the cluster was stopped");
+
+    // `chatd migrate status > /dev/full`: one line, exit 1.
+    let mut cmd = chatd(dir.path(), None, &["migrate", "status"]);
+    cmd.stdout(std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap());
+    let (code, _, err) = outcome(&run(cmd));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot write to standard output"), "{err}");
+    assert!(!postmaster_running(&data), "the cluster was stopped");
+}
+
+#[tokio::test]
+async fn a_signal_during_a_short_command_or_serve_start_up_stops_the_cluster() {
+    let dir = scratch_dir();
+    let data = dir.path().join("data");
+    let pid_file = data.join("postgres/postmaster.pid");
+
+    // Ctrl-C while `chatd migrate` has the cluster up (started it, migrating or about to).
+    let mut cmd = chatd(dir.path(), None, &["migrate"]);
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = ChildGuard(cmd.spawn().unwrap());
+    wait_for_path(&pid_file);
+    let status = {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+        wait_bounded(&mut child)
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(
+        matches!(status.code(), Some(0 | 1)),
+        "finished or interrupted, not killed: {status:?} {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        !postmaster_running(&data),
+        "the interrupted command stopped the cluster"
+    );
+
+    // SIGTERM while `serve` starts (cluster starting, migrations, binding): a normal stop.
+    let mut cmd = chatd(dir.path(), None, &["serve", "--bind", "127.0.0.1:0"]);
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = ChildGuard(cmd.spawn().unwrap());
+    wait_for_path(&pid_file);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let status = wait_bounded(&mut child);
+    assert!(status.success(), "{status:?}");
+    assert!(!postmaster_running(&data), "serve stopped the cluster it was starting");
+
+    // The cluster is intact and usable afterwards.
+    let (code, stdout, err) = outcome(&run(chatd(dir.path(), None, &["migrate", "status"])));
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("0001_accounts"), "{stdout}");
+}
+
+#[tokio::test]
+async fn an_interrupted_initdb_is_redone_and_a_foreign_cluster_dir_refused() {
+    // A crash during the first initdb leaves only the staging directory: it is thrown away.
+    let dir = scratch_dir();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("postgres.initdb/base")).unwrap();
+    std::fs::write(data.join("postgres.initdb/PG_VERSION"), "16\n").unwrap();
+    let (code, stdout, err) = outcome(&run(chatd(dir.path(), None, &["migrate"])));
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("applied 0001_accounts"), "{stdout}");
+    assert!(!data.join("postgres.initdb").exists());
+    assert!(!postmaster_running(&data));
+
+    // A `postgres` directory with something else in it is never overwritten nor deleted.
+    let dir = scratch_dir();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("postgres")).unwrap();
+    std::fs::write(data.join("postgres/notes.txt"), "mine").unwrap();
+    let (code, _, err) = outcome(&run(chatd(dir.path(), None, &["migrate"])));
+    assert_eq!(code, 1);
+    assert!(err.contains("not a complete PostgreSQL cluster"), "{err}");
+    assert!(data.join("postgres/notes.txt").exists());
 }

@@ -366,6 +366,41 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Registers `username` (password `password123`) and returns an access token.
+    pub async fn user(&self, username: &str) -> String {
+        token(&self.register(username, "password123").await, "access_token")
+    }
+
+    /// Creates a room as `token`'s user; returns its id.
+    pub async fn room(&self, token: &str, name: &str, visibility: &str) -> String {
+        let (s, room) = self
+            .call(
+                "POST",
+                "/api/v1/rooms",
+                Some(token),
+                Some(json!({"name": name, "visibility": visibility})),
+            )
+            .await;
+        assert_eq!(s, 201, "create room {name}: {room}");
+        room["id"].as_str().expect("room id").to_string()
+    }
+
+    /// Posts `body` to `room`; returns the stored message.
+    pub async fn say(&self, token: &str, room: &str, body: &str) -> Value {
+        let (s, m) = self
+            .call(
+                "POST",
+                &format!("/api/v1/rooms/{room}/messages"),
+                Some(token),
+                Some(json!({"body": body})),
+            )
+            .await;
+        assert_eq!(s, 201, "post to {room}: {m}");
+        m
+    }
+}
+
 /// The `error.code` of an error body.
 pub fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("<no error code>")

@@ -132,6 +132,31 @@ async fn public_profiles_show_public_fields_only() {
 }
 
 #[tokio::test]
+async fn a_database_error_reading_a_profile_is_not_a_404() {
+    let app = TestApp::spawn().await;
+    let t = token(&app.register("mia", "password123").await, "access_token");
+    app.register("ned", "password123").await;
+    // Breaks the profile query (not the session check): a real database error.
+    app.db
+        .client()
+        .await
+        .batch_execute("ALTER TABLE users RENAME COLUMN bio TO bio_gone")
+        .await
+        .unwrap();
+    let (s, b) = app.call("GET", "/api/v1/users/ned", Some(&t), None).await;
+    assert_eq!((s, code(&b)), (500, "internal"), "{b}");
+}
+
+#[tokio::test]
+async fn listing_users_needs_a_token() {
+    let app = TestApp::spawn().await;
+    let (s, b) = app.call("GET", "/api/v1/users", None, None).await;
+    assert_eq!((s, code(&b)), (401, "unauthorized"));
+    let (s, b) = app.call("GET", "/api/v1/users?q=a", Some("not-a-jwt"), None).await;
+    assert_eq!((s, code(&b)), (401, "invalid_token"));
+}
+
+#[tokio::test]
 async fn search_paginates_with_a_cursor_and_escapes_wildcards() {
     let app = TestApp::spawn().await;
     let t = token(&app.register("searcher", "password123").await, "access_token");

@@ -1,0 +1,240 @@
+//! The message service: post (idempotent by `client_msg_id`), history, edit, delete, read
+//! markers. REST calls it today; the WebSocket gateway will call the same functions.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::access::{self, Action};
+use super::types::{ClientMsgId, MessageBody};
+use super::{Actor, Chat, Page, MESSAGES_LIMIT};
+use crate::db::messages::{self, MessageRecord};
+use crate::error::{Error, Result};
+
+pub use crate::db::messages::HistoryPage;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MessageView {
+    pub id: Uuid,
+    pub room_id: Uuid,
+    pub seq: i64,
+    /// The author's username; `null` once their account is deleted.
+    pub author: Option<String>,
+    /// `null` for a deleted message.
+    pub body: Option<String>,
+    pub client_msg_id: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub edited_at: Option<OffsetDateTime>,
+    pub deleted: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub deleted_at: Option<OffsetDateTime>,
+}
+
+impl From<MessageRecord> for MessageView {
+    fn from(m: MessageRecord) -> Self {
+        Self {
+            id: m.id,
+            room_id: m.room_id,
+            seq: m.seq,
+            author: m.author,
+            body: m.body,
+            client_msg_id: m.client_msg_id,
+            created_at: m.created_at,
+            edited_at: m.edited_at,
+            deleted: m.deleted_at.is_some(),
+            deleted_at: m.deleted_at,
+        }
+    }
+}
+
+/// The caller's read marker in a room.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReadState {
+    pub room_id: Uuid,
+    pub last_read_seq: i64,
+    pub unread_count: i64,
+}
+
+fn message_not_found(seq: i64) -> Error {
+    Error::not_found("message_not_found", format!("no message with seq {seq} in this room"))
+}
+
+impl Chat {
+    /// Stores a message and returns it; `false` when `client_msg_id` was already used by this
+    /// author in this room, in which case the original is returned and nothing is stored.
+    pub async fn post(
+        &self,
+        actor: &Actor,
+        room_id: Uuid,
+        body: &str,
+        client_msg_id: Option<&str>,
+    ) -> Result<(MessageView, bool)> {
+        let Actor::User { id: author, username } = actor else {
+            return Err(Error::invalid("invalid_actor", "messages are posted by users"));
+        };
+        let body = MessageBody::parse(body)?;
+        let client_msg_id = client_msg_id.map(ClientMsgId::parse).transpose()?;
+        let mut conn = self.db.conn().await?;
+        if let Some(cmid) = &client_msg_id {
+            if let Some(original) = self.original(&*conn, *author, room_id, cmid).await? {
+                return Ok((original, false));
+            }
+        }
+        let tx = conn.transaction().await?;
+        // The room row's lock (taken here, kept by `next_seq`) orders concurrent senders.
+        let room = access::load(&tx, actor, room_id, true).await?;
+        room.require(Action::Post)?;
+        room.writable()?;
+        let seq = messages::next_seq(&tx, room_id).await?;
+        let stored = messages::insert(
+            &tx,
+            room_id,
+            seq,
+            *author,
+            body.as_str(),
+            client_msg_id.as_ref().map(ClientMsgId::as_str),
+        )
+        .await?;
+        let Some((id, created_at)) = stored else {
+            // A concurrent retry of the same message won: give its seq back, return it.
+            tx.rollback().await?;
+            let cmid = client_msg_id
+                .as_ref()
+                .ok_or_else(|| Error::Internal("conflict without a client_msg_id".into()))?;
+            let original = self.original(&*conn, *author, room_id, cmid).await?;
+            return original
+                .map(|m| (m, false))
+                .ok_or_else(|| Error::Internal("idempotent original vanished".into()));
+        };
+        // What I write, I have read.
+        messages::mark_read(&tx, room_id, *author, seq).await?;
+        tx.commit().await?;
+        let message = MessageView {
+            id,
+            room_id,
+            seq,
+            author: Some(username.clone()),
+            body: Some(body.as_str().to_string()),
+            client_msg_id: client_msg_id.map(|c| c.as_str().to_string()),
+            created_at,
+            edited_at: None,
+            deleted: false,
+            deleted_at: None,
+        };
+        Ok((message, true))
+    }
+
+    /// The message `author` already sent with `cmid`, if any; reusing an id in another room
+    /// is a client bug and is refused.
+    async fn original(
+        &self,
+        c: &impl tokio_postgres::GenericClient,
+        author: Uuid,
+        room_id: Uuid,
+        cmid: &ClientMsgId,
+    ) -> Result<Option<MessageView>> {
+        match messages::by_client_msg_id(c, author, cmid.as_str()).await? {
+            Some(m) if m.room_id != room_id => Err(Error::conflict(
+                "client_msg_id_reused",
+                "this client_msg_id was already used for a message in another room",
+            )),
+            other => Ok(other.map(MessageView::from)),
+        }
+    }
+
+    /// A page of history: `Before(seq)` newest first, `After(seq)` oldest first.
+    pub async fn history(
+        &self,
+        actor: &Actor,
+        room_id: Uuid,
+        page: HistoryPage,
+        limit: Option<i64>,
+    ) -> Result<Page<MessageView>> {
+        let limit = MESSAGES_LIMIT.apply(limit)?;
+        let conn = self.db.conn().await?;
+        access::load(&*conn, actor, room_id, false)
+            .await?
+            .require(Action::Read)?;
+        let mut rows = messages::history(&*conn, room_id, page, limit + 1).await?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let next_cursor = if more {
+            rows.last().map(|m| m.seq.to_string())
+        } else {
+            None
+        };
+        Ok(Page {
+            items: rows.into_iter().map(MessageView::from).collect(),
+            next_cursor,
+        })
+    }
+
+    /// Edits the body of one's own message.
+    pub async fn edit_message(&self, actor: &Actor, room_id: Uuid, seq: i64, body: &str) -> Result<MessageView> {
+        let body = MessageBody::parse(body)?;
+        let conn = self.db.conn().await?;
+        let room = access::load(&*conn, actor, room_id, false).await?;
+        room.require(Action::Post)?;
+        room.writable()?;
+        let (message, author) = messages::by_seq(&*conn, room_id, seq)
+            .await?
+            .ok_or_else(|| message_not_found(seq))?;
+        if author.is_none() || author != actor.user_id() {
+            return Err(Error::forbidden("forbidden", "only its author can edit a message"));
+        }
+        if message.deleted_at.is_some() {
+            return Err(Error::conflict("message_deleted", "the message was deleted"));
+        }
+        messages::edit(&*conn, message.id, body.as_str()).await?;
+        let (edited, _) = messages::by_seq(&*conn, room_id, seq)
+            .await?
+            .ok_or_else(|| message_not_found(seq))?;
+        Ok(MessageView::from(edited))
+    }
+
+    /// Deletes a message (its author, or the room's owner and admins): the body is removed,
+    /// the seq stays as a tombstone. Deleting it again changes nothing.
+    pub async fn delete_message(&self, actor: &Actor, room_id: Uuid, seq: i64) -> Result<()> {
+        let conn = self.db.conn().await?;
+        let room = access::load(&*conn, actor, room_id, false).await?;
+        room.require(Action::Read)?;
+        let (message, author) = messages::by_seq(&*conn, room_id, seq)
+            .await?
+            .ok_or_else(|| message_not_found(seq))?;
+        let own = author.is_some() && author == actor.user_id();
+        room.require(if own { Action::Post } else { Action::Moderate })?;
+        room.writable()?;
+        if message.deleted_at.is_none() {
+            messages::tombstone(&*conn, message.id, actor.user_id()).await?;
+        }
+        Ok(())
+    }
+
+    /// Moves the caller's read marker forward to `seq` (never back).
+    pub async fn mark_read(&self, actor: &Actor, room_id: Uuid, seq: i64) -> Result<ReadState> {
+        let Some(me) = actor.user_id() else {
+            return Err(Error::invalid("invalid_actor", "read markers belong to users"));
+        };
+        let conn = self.db.conn().await?;
+        let room = access::load(&*conn, actor, room_id, false).await?;
+        room.require(Action::Read)?;
+        room.member()?;
+        if !(0..=room.room.last_seq).contains(&seq) {
+            return Err(Error::invalid(
+                "invalid_seq",
+                format!("seq must be from 0 to the room's last seq ({})", room.room.last_seq),
+            ));
+        }
+        let marker = messages::mark_read(&*conn, room_id, me, seq)
+            .await?
+            .ok_or_else(|| Error::forbidden("not_a_member", "you are not a member of this room"))?;
+        let unread_count = messages::unread_count(&*conn, room_id, me, marker).await?;
+        Ok(ReadState {
+            room_id,
+            last_read_seq: marker,
+            unread_count,
+        })
+    }
+}

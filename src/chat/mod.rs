@@ -1,0 +1,125 @@
+//! Chat: rooms, membership and moderation, direct messages, and the message service.
+//!
+//! The HTTP API and `chatd room` call these functions; every rule about who may do what lives
+//! in `access` and nowhere else. Private and direct rooms are invisible to non-members: every
+//! operation answers `room_not_found` for them, exactly as for a room that does not exist.
+//! A message is stored with its room-wide `seq` in one transaction (see `db::messages`).
+
+mod access;
+mod members;
+mod messages;
+mod rooms;
+pub mod types;
+
+use serde::Serialize;
+use uuid::Uuid;
+
+pub use members::{BanView, MemberView};
+pub use messages::{HistoryPage, MessageView, ReadState};
+pub use rooms::{RoomQuery, RoomUpdate, RoomView};
+pub use types::{Role, Visibility};
+
+use crate::auth::AuthUser;
+use crate::db::users::{self, UserRecord};
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::users::Username;
+
+/// The chat service. Cheap to clone.
+#[derive(Clone)]
+pub struct Chat {
+    db: Db,
+}
+
+/// Who is acting: a signed-in user, or the operator at the command line (who may do anything
+/// a room's owner may, in any room, and sees every room).
+#[derive(Debug, Clone)]
+pub enum Actor {
+    User { id: Uuid, username: String },
+    Operator,
+}
+
+impl From<&AuthUser> for Actor {
+    fn from(u: &AuthUser) -> Self {
+        Self::User {
+            id: u.user_id,
+            username: u.username.clone(),
+        }
+    }
+}
+
+impl Actor {
+    pub fn user_id(&self) -> Option<Uuid> {
+        match self {
+            Self::User { id, .. } => Some(*id),
+            Self::Operator => None,
+        }
+    }
+}
+
+/// One page of a cursor-paginated list.
+#[derive(Debug, Clone, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass back as `cursor` (for message history: as `before`/`after`) for the next page;
+    /// `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Bounds of a `limit` parameter.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    pub default: i64,
+    pub max: i64,
+}
+
+pub const ROOMS_LIMIT: Limit = Limit { default: 50, max: 100 };
+pub const MEMBERS_LIMIT: Limit = Limit { default: 50, max: 200 };
+pub const MESSAGES_LIMIT: Limit = Limit { default: 50, max: 200 };
+
+impl Limit {
+    pub fn apply(self, requested: Option<i64>) -> Result<i64> {
+        let limit = requested.unwrap_or(self.default);
+        if !(1..=self.max).contains(&limit) {
+            return Err(self.error());
+        }
+        Ok(limit)
+    }
+
+    pub fn error(self) -> Error {
+        Error::invalid(
+            "invalid_limit",
+            format!("limit must be a whole number from 1 to {}", self.max),
+        )
+    }
+}
+
+fn room_not_found() -> Error {
+    Error::not_found("room_not_found", "no such room")
+}
+
+fn user_not_found(name: &str) -> Error {
+    Error::not_found("user_not_found", format!("no user named '{name}'"))
+}
+
+impl Chat {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// An active account by name (disabled accounts cannot be added, invited or messaged).
+    async fn active_user(&self, c: &impl tokio_postgres::GenericClient, name: &str) -> Result<UserRecord> {
+        let user = self.any_user(c, name).await?;
+        if user.disabled_at.is_some() {
+            return Err(user_not_found(name));
+        }
+        Ok(user)
+    }
+
+    async fn any_user(&self, c: &impl tokio_postgres::GenericClient, name: &str) -> Result<UserRecord> {
+        let parsed = Username::parse(name).map_err(|_| user_not_found(name))?;
+        users::by_username(c, parsed.as_str())
+            .await?
+            .ok_or_else(|| user_not_found(name))
+    }
+}

@@ -1,0 +1,337 @@
+//! Rooms: create, list, read, edit, archive, delete; and direct conversations.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::access::{self, Action};
+use super::messages::MessageView;
+use super::types::{RoomName, Topic};
+use super::{room_not_found, Actor, Chat, Page, Role, Visibility, ROOMS_LIMIT};
+use crate::db::rooms::{self, NewRoom, RoomChange, RoomCursor, RoomFilter, RoomSummary};
+use crate::error::{Error, Result};
+
+/// A room as a client sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomView {
+    pub id: Uuid,
+    /// `null` for direct rooms.
+    pub name: Option<String>,
+    pub topic: Option<String>,
+    pub visibility: Visibility,
+    pub archived: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub archived_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// The seq of the newest message (0: none yet).
+    pub last_seq: i64,
+    pub member_count: i64,
+    /// The caller's role; `null` when not a member.
+    pub my_role: Option<Role>,
+    /// Messages by others after the caller's read marker; `null` when not a member.
+    pub unread_count: Option<i64>,
+    /// The newest message that is not deleted.
+    pub last_message: Option<MessageView>,
+    /// For direct rooms, the two members' usernames; `null` otherwise.
+    pub direct_members: Option<Vec<String>>,
+}
+
+impl TryFrom<RoomSummary> for RoomView {
+    type Error = Error;
+    fn try_from(s: RoomSummary) -> Result<Self> {
+        Ok(Self {
+            id: s.room.id,
+            name: s.room.name,
+            topic: s.room.topic,
+            visibility: s.room.visibility.parse()?,
+            archived: s.room.archived_at.is_some(),
+            archived_at: s.room.archived_at,
+            created_at: s.room.created_at,
+            updated_at: s.room.updated_at,
+            last_seq: s.room.last_seq,
+            member_count: s.member_count,
+            my_role: s.role.as_deref().map(str::parse).transpose()?,
+            unread_count: s.unread_count,
+            last_message: s.last_message.map(MessageView::from),
+            direct_members: s.direct_members,
+        })
+    }
+}
+
+/// `PATCH /rooms/{id}`: absent fields stay; an empty or `null` topic clears it.
+#[derive(Debug, Default, Clone)]
+pub struct RoomUpdate {
+    pub name: Option<String>,
+    pub topic: Option<Option<String>>,
+    pub visibility: Option<String>,
+}
+
+/// Filters of `GET /rooms`.
+#[derive(Debug, Default, Clone)]
+pub struct RoomQuery {
+    pub mine: bool,
+    pub include_archived: bool,
+    pub q: Option<String>,
+}
+
+const QUERY_MAX: usize = 64;
+
+fn name_taken(name: &str) -> Error {
+    Error::conflict("room_name_taken", format!("a room named '{name}' already exists"))
+}
+
+impl Chat {
+    /// Creates a public or private room. A user creating it becomes its owner; the operator
+    /// names an owner or none.
+    pub async fn create_room(
+        &self,
+        actor: &Actor,
+        name: &str,
+        topic: Option<&str>,
+        visibility: Option<&str>,
+        owner: Option<&str>,
+    ) -> Result<RoomView> {
+        let name = RoomName::parse(name)?;
+        let topic = topic.map(Topic::parse).transpose()?.and_then(Topic::into_inner);
+        let visibility = visibility
+            .map(Visibility::parse_settable)
+            .transpose()?
+            .unwrap_or(Visibility::Public);
+        let mut conn = self.db.conn().await?;
+        let tx = conn.transaction().await?;
+        let owner = match (actor, owner) {
+            (Actor::User { id, .. }, _) => Some(*id),
+            (Actor::Operator, Some(username)) => Some(self.active_user(&tx, username).await?.id),
+            (Actor::Operator, None) => None,
+        };
+        let id = rooms::insert(
+            &tx,
+            &NewRoom {
+                name: Some((name.as_str(), name.key())),
+                topic: topic.as_deref(),
+                visibility: visibility.as_str(),
+                direct_key: None,
+                created_by: owner,
+            },
+        )
+        .await?
+        .ok_or_else(|| name_taken(name.as_str()))?;
+        if let Some(owner) = owner {
+            rooms::add_member(&tx, id, owner, Role::Owner.as_str()).await?;
+        }
+        tx.commit().await?;
+        self.room(actor, id).await
+    }
+
+    /// One room, as `actor` sees it.
+    pub async fn room(&self, actor: &Actor, room_id: Uuid) -> Result<RoomView> {
+        let conn = self.db.conn().await?;
+        access::load(&*conn, actor, room_id, false)
+            .await?
+            .require(Action::Read)?;
+        let filter = RoomFilter {
+            include_archived: true,
+            room: Some(room_id),
+            ..RoomFilter::default()
+        };
+        let viewer = actor.user_id();
+        // The access check passed, so the listing shows the room (as the operator sees it if
+        // the viewer is banned… which `require` already refused).
+        let row = rooms::list(&*conn, viewer, &filter, None, 1)
+            .await?
+            .pop()
+            .ok_or_else(room_not_found)?;
+        RoomView::try_from(row)
+    }
+
+    /// Public rooms and the actor's rooms (`mine`: only the latter), by name, then direct rooms.
+    pub async fn rooms(
+        &self,
+        actor: &Actor,
+        query: &RoomQuery,
+        cursor: Option<&str>,
+        limit: Option<i64>,
+    ) -> Result<Page<RoomView>> {
+        let limit = ROOMS_LIMIT.apply(limit)?;
+        let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+        if q.is_some_and(|q| q.chars().count() > QUERY_MAX || q.chars().any(char::is_control)) {
+            return Err(Error::invalid(
+                "invalid_query",
+                format!("q must be at most {QUERY_MAX} characters, without control characters"),
+            ));
+        }
+        let filter = RoomFilter {
+            mine: query.mine,
+            include_archived: query.include_archived,
+            query: q.map(str::to_lowercase),
+            room: None,
+        };
+        let after = cursor.map(decode_cursor).transpose()?;
+        let conn = self.db.conn().await?;
+        let mut rows = rooms::list(&*conn, actor.user_id(), &filter, after.as_ref(), limit + 1).await?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let next_cursor = more.then(|| rows.last().map(encode_cursor)).flatten();
+        Ok(Page {
+            items: rows.into_iter().map(RoomView::try_from).collect::<Result<_>>()?,
+            next_cursor,
+        })
+    }
+
+    /// Renames, re-topics or changes the visibility of a room (owner and admins).
+    pub async fn update_room(&self, actor: &Actor, room_id: Uuid, update: RoomUpdate) -> Result<RoomView> {
+        let name = update.name.as_deref().map(RoomName::parse).transpose()?;
+        let topic = update
+            .topic
+            .map(|t| t.as_deref().map(Topic::parse).transpose())
+            .transpose()?
+            .map(|t| t.and_then(Topic::into_inner));
+        let visibility = update
+            .visibility
+            .as_deref()
+            .map(Visibility::parse_settable)
+            .transpose()?;
+        let mut conn = self.db.conn().await?;
+        let tx = conn.transaction().await?;
+        let room = access::load(&tx, actor, room_id, true).await?;
+        room.require(Action::Moderate)?;
+        room.not_direct()?;
+        room.writable()?;
+        let change = RoomChange {
+            name: name.as_ref().map(|n| (n.as_str().to_string(), n.key().to_string())),
+            topic,
+            visibility: visibility.map(|v| v.as_str().to_string()),
+        };
+        let unchanged = change.name.is_none() && change.topic.is_none() && change.visibility.is_none();
+        if !unchanged && !rooms::update(&tx, room_id, &change).await? {
+            let name = name.as_ref().map(RoomName::as_str).unwrap_or_default();
+            return Err(name_taken(name));
+        }
+        tx.commit().await?;
+        self.room(actor, room_id).await
+    }
+
+    /// Archives a room (owner): read-only from now on, history kept.
+    pub async fn archive_room(&self, actor: &Actor, room_id: Uuid) -> Result<()> {
+        let mut conn = self.db.conn().await?;
+        let tx = conn.transaction().await?;
+        let room = access::load(&tx, actor, room_id, true).await?;
+        room.require(Action::Own)?;
+        room.writable()?;
+        rooms::archive(&tx, room_id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes a room and all its history for good. Only the operator can.
+    pub async fn delete_room(&self, room_id: Uuid) -> Result<()> {
+        let conn = self.db.conn().await?;
+        if !rooms::delete(&*conn, room_id).await? {
+            return Err(room_not_found());
+        }
+        Ok(())
+    }
+
+    /// A room by its id, or (for the operator's convenience) by its name.
+    pub async fn resolve_room(&self, name_or_id: &str) -> Result<Uuid> {
+        if let Ok(id) = Uuid::parse_str(name_or_id) {
+            return Ok(id);
+        }
+        let name = RoomName::parse(name_or_id).map_err(|_| room_not_found())?;
+        rooms::id_by_name_key(&*self.db.conn().await?, name.key())
+            .await?
+            .ok_or_else(|| Error::not_found("room_not_found", format!("no room named '{name_or_id}'")))
+    }
+
+    /// The direct room between the actor and `username`, created on first use. The flag says
+    /// whether it was created now.
+    pub async fn direct_room(&self, actor: &Actor, username: &str) -> Result<(RoomView, bool)> {
+        let Actor::User { id: me, .. } = actor else {
+            return Err(Error::invalid("invalid_actor", "direct rooms are between two users"));
+        };
+        let mut conn = self.db.conn().await?;
+        let tx = conn.transaction().await?;
+        let peer = self.active_user(&tx, username).await?;
+        if peer.id == *me {
+            return Err(Error::invalid(
+                "cannot_dm_self",
+                "a direct conversation needs another user",
+            ));
+        }
+        let (a, b) = if *me < peer.id { (*me, peer.id) } else { (peer.id, *me) };
+        let key = format!("{a}:{b}");
+        let inserted = rooms::insert(
+            &tx,
+            &NewRoom {
+                name: None,
+                topic: None,
+                visibility: Visibility::Direct.as_str(),
+                direct_key: Some(&key),
+                created_by: Some(*me),
+            },
+        )
+        .await?;
+        let id = match inserted {
+            Some(id) => {
+                for user in [a, b] {
+                    rooms::add_member(&tx, id, user, Role::Member.as_str()).await?;
+                }
+                id
+            }
+            // It exists (a concurrent creator's insert is waited for, then seen here).
+            None => rooms::id_by_direct_key(&tx, &key).await?.ok_or_else(room_not_found)?,
+        };
+        tx.commit().await?;
+        let created = inserted.is_some();
+        Ok((self.room(actor, id).await?, created))
+    }
+}
+
+/// A room cursor: `0|1` (named or direct), the id, then the name key — opaque to clients.
+fn encode_cursor(s: &RoomSummary) -> String {
+    let direct = s.room.visibility == Visibility::Direct.as_str();
+    URL_SAFE_NO_PAD.encode(format!("{}:{}:{}", u8::from(direct), s.room.id, s.name_key))
+}
+
+fn decode_cursor(cursor: &str) -> Result<RoomCursor> {
+    let bad = || Error::invalid("invalid_cursor", "cursor is not one this server returned");
+    let text = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(bad)?;
+    let mut parts = text.splitn(3, ':');
+    let direct = match parts.next() {
+        Some("0") => false,
+        Some("1") => true,
+        _ => return Err(bad()),
+    };
+    let id = parts.next().and_then(|p| Uuid::parse_str(p).ok()).ok_or_else(bad)?;
+    let name_key = parts.next().ok_or_else(bad)?.to_string();
+    Ok(RoomCursor { direct, name_key, id })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_garbage() {
+        let c = decode_cursor(&URL_SAFE_NO_PAD.encode("0:9b2f1c1e-8a3d-4e7b-9b71-000000000001:a:b")).unwrap();
+        assert!(!c.direct);
+        assert_eq!(c.name_key, "a:b");
+        for bad in [
+            "",
+            "!!",
+            &URL_SAFE_NO_PAD.encode("2:x:y"),
+            &URL_SAFE_NO_PAD.encode("1:not-a-uuid:k"),
+        ] {
+            assert_eq!(decode_cursor(bad).unwrap_err().code(), "invalid_cursor", "{bad}");
+        }
+    }
+}

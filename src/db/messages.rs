@@ -1,0 +1,178 @@
+//! The `messages` table. A message's `seq` is taken from its room's `last_seq` in the
+//! transaction that stores it (`next_seq` then `insert`), so seqs are gapless under any number
+//! of concurrent senders: the room row's lock orders them, and a rollback returns the seq.
+
+use time::OffsetDateTime;
+use tokio_postgres::{GenericClient, Row};
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct MessageRecord {
+    pub id: Uuid,
+    pub room_id: Uuid,
+    pub seq: i64,
+    /// The author's username; `None` once their account is deleted.
+    pub author: Option<String>,
+    /// `None` for a deleted message (a tombstone).
+    pub body: Option<String>,
+    pub client_msg_id: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub edited_at: Option<OffsetDateTime>,
+    pub deleted_at: Option<OffsetDateTime>,
+}
+
+impl MessageRecord {
+    /// Reads the nine message columns starting at `at`; `None` when they are NULL (no row).
+    pub fn from_row_at(r: &Row, at: usize) -> Option<Self> {
+        let id: Option<Uuid> = r.get(at);
+        Some(Self {
+            id: id?,
+            room_id: r.get(at + 1),
+            seq: r.get(at + 2),
+            author: r.get(at + 3),
+            body: r.get(at + 4),
+            client_msg_id: r.get(at + 5),
+            created_at: r.get(at + 6),
+            edited_at: r.get(at + 7),
+            deleted_at: r.get(at + 8),
+        })
+    }
+}
+
+const COLUMNS: &str =
+    "m.id, m.room_id, m.seq, au.username, m.body, m.client_msg_id, m.created_at, m.edited_at, m.deleted_at";
+const FROM: &str = "FROM messages m LEFT JOIN users au ON au.id = m.author_id";
+
+fn records(rows: &[Row]) -> Vec<MessageRecord> {
+    rows.iter().filter_map(|r| MessageRecord::from_row_at(r, 0)).collect()
+}
+
+/// Takes the room's next seq. Holds the room row's lock until the transaction ends.
+pub async fn next_seq(c: &impl GenericClient, room: Uuid) -> Result<i64, tokio_postgres::Error> {
+    let row = c
+        .query_one(
+            "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
+            &[&room],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Stores a message with `seq`; `None` if the author already sent `client_msg_id` (then the
+/// caller rolls back, returning the seq).
+pub async fn insert(
+    c: &impl GenericClient,
+    room: Uuid,
+    seq: i64,
+    author: Uuid,
+    body: &str,
+    client_msg_id: Option<&str>,
+) -> Result<Option<(Uuid, OffsetDateTime)>, tokio_postgres::Error> {
+    let row = c
+        .query_opt(
+            "INSERT INTO messages (id, room_id, seq, author_id, body, client_msg_id) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (author_id, client_msg_id) DO NOTHING RETURNING id, created_at",
+            &[&Uuid::new_v4(), &room, &seq, &author, &body, &client_msg_id],
+        )
+        .await?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
+/// The message `author` sent with `client_msg_id`, in whichever room.
+pub async fn by_client_msg_id(
+    c: &impl GenericClient,
+    author: Uuid,
+    client_msg_id: &str,
+) -> Result<Option<MessageRecord>, tokio_postgres::Error> {
+    let sql = format!("SELECT {COLUMNS} {FROM} WHERE m.author_id = $1 AND m.client_msg_id = $2");
+    let rows = c.query(&sql, &[&author, &client_msg_id]).await?;
+    Ok(records(&rows).pop())
+}
+
+/// A message by its room and seq, with its author's id.
+pub async fn by_seq(
+    c: &impl GenericClient,
+    room: Uuid,
+    seq: i64,
+) -> Result<Option<(MessageRecord, Option<Uuid>)>, tokio_postgres::Error> {
+    let sql = format!("SELECT {COLUMNS}, m.author_id {FROM} WHERE m.room_id = $1 AND m.seq = $2");
+    let row = c.query_opt(&sql, &[&room, &seq]).await?;
+    Ok(row.and_then(|r| MessageRecord::from_row_at(&r, 0).map(|m| (m, r.get(9)))))
+}
+
+/// Which page of a room's history to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryPage {
+    /// Newest first, seqs below this one (`i64::MAX`: the newest messages).
+    Before(i64),
+    /// Oldest first, seqs above this one.
+    After(i64),
+}
+
+pub async fn history(
+    c: &impl GenericClient,
+    room: Uuid,
+    page: HistoryPage,
+    limit: i64,
+) -> Result<Vec<MessageRecord>, tokio_postgres::Error> {
+    let (cond, order, bound) = match page {
+        HistoryPage::Before(seq) => ("m.seq < $2", "DESC", seq),
+        HistoryPage::After(seq) => ("m.seq > $2", "ASC", seq),
+    };
+    let sql = format!("SELECT {COLUMNS} {FROM} WHERE m.room_id = $1 AND {cond} ORDER BY m.seq {order} LIMIT $3");
+    Ok(records(&c.query(&sql, &[&room, &bound, &limit]).await?))
+}
+
+pub async fn edit(c: &impl GenericClient, id: Uuid, body: &str) -> Result<(), tokio_postgres::Error> {
+    c.execute(
+        "UPDATE messages SET body = $2, edited_at = now() WHERE id = $1 AND deleted_at IS NULL",
+        &[&id, &body],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Turns a message into a tombstone: the body goes, the seq stays.
+pub async fn tombstone(c: &impl GenericClient, id: Uuid, by: Option<Uuid>) -> Result<(), tokio_postgres::Error> {
+    c.execute(
+        "UPDATE messages SET body = NULL, deleted_at = now(), deleted_by = $2 WHERE id = $1 AND deleted_at IS NULL",
+        &[&id, &by],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Moves `user`'s read marker forward to `seq` (never back); returns the marker, or `None`
+/// if `user` is not a member.
+pub async fn mark_read(
+    c: &impl GenericClient,
+    room: Uuid,
+    user: Uuid,
+    seq: i64,
+) -> Result<Option<i64>, tokio_postgres::Error> {
+    let row = c
+        .query_opt(
+            "UPDATE room_members SET last_read_seq = greatest(last_read_seq, $3) \
+             WHERE room_id = $1 AND user_id = $2 RETURNING last_read_seq",
+            &[&room, &user, &seq],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// Messages after `seq` that `user` did not write and that are not deleted.
+pub async fn unread_count(
+    c: &impl GenericClient,
+    room: Uuid,
+    user: Uuid,
+    seq: i64,
+) -> Result<i64, tokio_postgres::Error> {
+    let row = c
+        .query_one(
+            "SELECT count(*) FROM messages WHERE room_id = $1 AND seq > $3 AND deleted_at IS NULL \
+             AND author_id IS DISTINCT FROM $2",
+            &[&room, &user, &seq],
+        )
+        .await?;
+    Ok(row.get(0))
+}

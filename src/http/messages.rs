@@ -1,0 +1,181 @@
+//! `/api/v1/rooms/{id}/messages` and `/read`: post (idempotent by `client_msg_id`), history,
+//! edit, delete, and the read marker.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::{Reply as _, Response};
+use warp::Filter;
+
+use super::error::reply;
+use super::{
+    actor, bearer, body, json, no_content, param_limit, parse_json, query, room_id, with_state, ApiError, Body,
+};
+use crate::app::AppState;
+use crate::chat::{HistoryPage, MESSAGES_LIMIT};
+use crate::error::Error;
+
+pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
+    let post = warp::path!("api" / "v1" / "rooms" / String / "messages")
+        .and(warp::post())
+        .and(bearer())
+        .and(body(state))
+        .and(with_state(state))
+        .then(post)
+        .map(reply);
+    let history = warp::path!("api" / "v1" / "rooms" / String / "messages")
+        .and(warp::get())
+        .and(bearer())
+        .and(query())
+        .and(with_state(state))
+        .then(history)
+        .map(reply);
+    let edit = warp::path!("api" / "v1" / "rooms" / String / "messages" / String)
+        .and(warp::patch())
+        .and(bearer())
+        .and(body(state))
+        .and(with_state(state))
+        .then(edit)
+        .map(reply);
+    let delete = warp::path!("api" / "v1" / "rooms" / String / "messages" / String)
+        .and(warp::delete())
+        .and(bearer())
+        .and(with_state(state))
+        .then(delete)
+        .map(reply);
+    let read = warp::path!("api" / "v1" / "rooms" / String / "read")
+        .and(warp::put())
+        .and(bearer())
+        .and(body(state))
+        .and(with_state(state))
+        .then(read)
+        .map(reply);
+    post.or(history)
+        .unify()
+        .or(edit)
+        .unify()
+        .or(delete)
+        .unify()
+        .or(read)
+        .unify()
+        .boxed()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PostMessage {
+    body: String,
+    client_msg_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EditMessage {
+    body: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MarkRead {
+    seq: i64,
+}
+
+/// A `seq` in a path: anything but a positive number names no message.
+fn seq_param(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|s| *s > 0)
+        .ok_or_else(|| Error::not_found("message_not_found", "no such message in this room").into())
+}
+
+/// `before=SEQ` (newest first) or `after=SEQ` (oldest first); neither means the newest.
+fn history_page(q: &HashMap<String, String>) -> Result<HistoryPage, ApiError> {
+    let seq = |name: &str| -> Result<Option<i64>, ApiError> {
+        q.get(name)
+            .map(|v| {
+                v.parse::<i64>().ok().filter(|s| *s >= 0).ok_or_else(|| {
+                    Error::invalid(
+                        "invalid_seq",
+                        format!("{name} must be a seq (a whole number, 0 or more)"),
+                    )
+                    .into()
+                })
+            })
+            .transpose()
+    };
+    match (seq("before")?, seq("after")?) {
+        (Some(_), Some(_)) => Err(Error::invalid("invalid_query", "give before or after, not both").into()),
+        (Some(b), None) => Ok(HistoryPage::Before(b)),
+        (None, Some(a)) => Ok(HistoryPage::After(a)),
+        (None, None) => Ok(HistoryPage::Before(i64::MAX)),
+    }
+}
+
+async fn post(id: String, auth: Option<String>, body: Body, state: AppState) -> Result<Response, ApiError> {
+    let actor = actor(&state, auth).await?;
+    let room = room_id(&id)?;
+    let req: PostMessage = parse_json(body)?;
+    let (message, new) = state
+        .chat
+        .post(&actor, room, &req.body, req.client_msg_id.as_deref())
+        .await?;
+    let mut res = json(StatusCode::CREATED, &message);
+    if !new {
+        // A retry gets the original's response, marked as such (the header Stripe uses).
+        res.headers_mut()
+            .insert("idempotent-replayed", warp::http::HeaderValue::from_static("true"));
+    }
+    Ok(res.into_response())
+}
+
+async fn history(
+    id: String,
+    auth: Option<String>,
+    q: HashMap<String, String>,
+    state: AppState,
+) -> Result<Response, ApiError> {
+    let actor = actor(&state, auth).await?;
+    let room = room_id(&id)?;
+    let page = history_page(&q)?;
+    let limit = param_limit(&q, MESSAGES_LIMIT)?;
+    Ok(json(
+        StatusCode::OK,
+        &state.chat.history(&actor, room, page, limit).await?,
+    ))
+}
+
+async fn edit(
+    id: String,
+    seq: String,
+    auth: Option<String>,
+    body: Body,
+    state: AppState,
+) -> Result<Response, ApiError> {
+    let actor = actor(&state, auth).await?;
+    let room = room_id(&id)?;
+    let seq = seq_param(&seq)?;
+    let req: EditMessage = parse_json(body)?;
+    Ok(json(
+        StatusCode::OK,
+        &state.chat.edit_message(&actor, room, seq, &req.body).await?,
+    ))
+}
+
+async fn delete(id: String, seq: String, auth: Option<String>, state: AppState) -> Result<Response, ApiError> {
+    let actor = actor(&state, auth).await?;
+    let room = room_id(&id)?;
+    state.chat.delete_message(&actor, room, seq_param(&seq)?).await?;
+    Ok(no_content())
+}
+
+async fn read(id: String, auth: Option<String>, body: Body, state: AppState) -> Result<Response, ApiError> {
+    let actor = actor(&state, auth).await?;
+    let room = room_id(&id)?;
+    let req: MarkRead = parse_json(body)?;
+    Ok(json(
+        StatusCode::OK,
+        &state.chat.mark_read(&actor, room, req.seq).await?,
+    ))
+}

@@ -1,0 +1,155 @@
+//! `/api/v1/rooms` and `/api/v1/dms`: create, list, read, edit and archive rooms; open a
+//! direct conversation.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::Filter;
+
+use super::error::reply;
+use super::{
+    actor, bearer, body, double_option, json, no_content, param_bool, param_limit, parse_json, query, room_id,
+    with_state, ApiError, Body,
+};
+use crate::app::AppState;
+use crate::chat::{RoomQuery, RoomUpdate, ROOMS_LIMIT};
+
+pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
+    let create = warp::path!("api" / "v1" / "rooms")
+        .and(warp::post())
+        .and(bearer())
+        .and(body(state))
+        .and(with_state(state))
+        .then(create)
+        .map(reply);
+    let list = warp::path!("api" / "v1" / "rooms")
+        .and(warp::get())
+        .and(bearer())
+        .and(query())
+        .and(with_state(state))
+        .then(list)
+        .map(reply);
+    let get = warp::path!("api" / "v1" / "rooms" / String)
+        .and(warp::get())
+        .and(bearer())
+        .and(with_state(state))
+        .then(get)
+        .map(reply);
+    let patch = warp::path!("api" / "v1" / "rooms" / String)
+        .and(warp::patch())
+        .and(bearer())
+        .and(body(state))
+        .and(with_state(state))
+        .then(patch)
+        .map(reply);
+    let archive = warp::path!("api" / "v1" / "rooms" / String)
+        .and(warp::delete())
+        .and(bearer())
+        .and(with_state(state))
+        .then(archive)
+        .map(reply);
+    let dm = warp::path!("api" / "v1" / "dms")
+        .and(warp::post())
+        .and(bearer())
+        .and(body(state))
+        .and(with_state(state))
+        .then(direct)
+        .map(reply);
+    create
+        .or(list)
+        .unify()
+        .or(get)
+        .unify()
+        .or(patch)
+        .unify()
+        .or(archive)
+        .unify()
+        .or(dm)
+        .unify()
+        .boxed()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRoom {
+    name: String,
+    topic: Option<String>,
+    visibility: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchRoom {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    topic: Option<Option<String>>,
+    visibility: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenDirect {
+    username: String,
+}
+
+async fn create(auth: Option<String>, body: Body, state: AppState) -> Result<Response, ApiError> {
+    let actor = actor(&state, auth).await?;
+    let req: CreateRoom = parse_json(body)?;
+    let room = state
+        .chat
+        .create_room(&actor, &req.name, req.topic.as_deref(), req.visibility.as_deref(), None)
+        .await?;
+    Ok(json(StatusCode::CREATED, &room))
+}
+
+async fn list(auth: Option<String>, q: HashMap<String, String>, state: AppState) -> Result<Response, ApiError> {
+    let actor = actor(&state, auth).await?;
+    let query = RoomQuery {
+        mine: param_bool(&q, "mine")?,
+        include_archived: param_bool(&q, "include_archived")?,
+        q: q.get("q").cloned(),
+    };
+    let limit = param_limit(&q, ROOMS_LIMIT)?;
+    let page = state
+        .chat
+        .rooms(&actor, &query, q.get("cursor").map(String::as_str), limit)
+        .await?;
+    Ok(json(StatusCode::OK, &page))
+}
+
+async fn get(id: String, auth: Option<String>, state: AppState) -> Result<Response, ApiError> {
+    let actor = actor(&state, auth).await?;
+    Ok(json(StatusCode::OK, &state.chat.room(&actor, room_id(&id)?).await?))
+}
+
+async fn patch(id: String, auth: Option<String>, body: Body, state: AppState) -> Result<Response, ApiError> {
+    let actor = actor(&state, auth).await?;
+    let room = room_id(&id)?;
+    let req: PatchRoom = parse_json(body)?;
+    let update = RoomUpdate {
+        name: req.name,
+        topic: req.topic,
+        visibility: req.visibility,
+    };
+    Ok(json(
+        StatusCode::OK,
+        &state.chat.update_room(&actor, room, update).await?,
+    ))
+}
+
+async fn archive(id: String, auth: Option<String>, state: AppState) -> Result<Response, ApiError> {
+    let actor = actor(&state, auth).await?;
+    state.chat.archive_room(&actor, room_id(&id)?).await?;
+    Ok(no_content())
+}
+
+async fn direct(auth: Option<String>, body: Body, state: AppState) -> Result<Response, ApiError> {
+    let actor = actor(&state, auth).await?;
+    let req: OpenDirect = parse_json(body)?;
+    let (room, created) = state.chat.direct_room(&actor, &req.username).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok(json(status, &room))
+}

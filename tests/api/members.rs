@@ -1,0 +1,472 @@
+//! Membership, roles and moderation, and the authorization matrix:
+//! (owner, admin, member, non-member, banned) × (read, post, moderate), public and private.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{code, TestApp};
+
+#[tokio::test]
+async fn join_leave_and_the_last_member_archives_the_room() {
+    let app = TestApp::spawn().await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let room = app.room(&alice, "club", "public").await;
+    let path = format!("/api/v1/rooms/{room}");
+
+    let (s, r) = app.call("POST", &format!("{path}/join"), Some(&bob), None).await;
+    assert_eq!(
+        (s, r["my_role"].as_str(), r["member_count"].as_i64()),
+        (200, Some("member"), Some(2))
+    );
+    let (s, r) = app.call("POST", &format!("{path}/join"), Some(&bob), None).await;
+    assert_eq!(
+        (s, r["member_count"].as_i64()),
+        (200, Some(2)),
+        "joining twice changes nothing"
+    );
+
+    // The owner cannot walk away from members.
+    let (s, b) = app.call("POST", &format!("{path}/leave"), Some(&alice), None).await;
+    assert_eq!((s, code(&b)), (409, "owner_must_transfer"));
+    let (s, _) = app.call("POST", &format!("{path}/leave"), Some(&bob), None).await;
+    assert_eq!(s, 204);
+    let (s, b) = app.call("POST", &format!("{path}/leave"), Some(&bob), None).await;
+    assert_eq!((s, code(&b)), (403, "not_a_member"));
+
+    // Alone now, the owner may leave; the room is archived with its history.
+    app.say(&alice, &room, "bye").await;
+    let (s, _) = app.call("POST", &format!("{path}/leave"), Some(&alice), None).await;
+    assert_eq!(s, 204);
+    let (s, r) = app.call("GET", &path, Some(&bob), None).await;
+    assert_eq!(
+        (s, r["archived"].as_bool(), r["member_count"].as_i64()),
+        (200, Some(true), Some(0))
+    );
+}
+
+#[tokio::test]
+async fn owners_add_and_promote_admins_add_members_and_ownership_transfers() {
+    let app = TestApp::spawn().await;
+    let (alice, bob, carol) = (app.user("alice").await, app.user("bob").await, app.user("carol").await);
+    app.user("dave").await;
+    let room = app.room(&alice, "staff", "private").await;
+    let path = format!("/api/v1/rooms/{room}");
+    let members = format!("{path}/members");
+
+    let (s, m) = app
+        .call(
+            "POST",
+            &members,
+            Some(&alice),
+            Some(json!({"username": "bob", "role": "admin"})),
+        )
+        .await;
+    assert_eq!(
+        (s, m["role"].as_str(), m["username"].as_str()),
+        (201, Some("admin"), Some("bob")),
+        "{m}"
+    );
+    let (s, m) = app
+        .call("POST", &members, Some(&alice), Some(json!({"username": "BOB"})))
+        .await;
+    assert_eq!(
+        (s, m["role"].as_str()),
+        (200, Some("admin")),
+        "adding again changes nothing"
+    );
+
+    // An admin adds members, but not admins.
+    let (s, _) = app
+        .call("POST", &members, Some(&bob), Some(json!({"username": "carol"})))
+        .await;
+    assert_eq!(s, 201);
+    let (s, b) = app
+        .call(
+            "POST",
+            &members,
+            Some(&bob),
+            Some(json!({"username": "dave", "role": "admin"})),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (403, "forbidden"));
+    let (s, b) = app
+        .call("POST", &members, Some(&carol), Some(json!({"username": "dave"})))
+        .await;
+    assert_eq!((s, code(&b)), (403, "forbidden"), "members do not add");
+    for (body, status, expected) in [
+        (json!({"username": "nobody"}), 404, "user_not_found"),
+        (json!({"username": "dave", "role": "owner"}), 422, "invalid_role"),
+        (json!({"username": "dave", "role": "king"}), 400, "invalid_request"),
+    ] {
+        let (s, b) = app.call("POST", &members, Some(&alice), Some(body.clone())).await;
+        assert_eq!((s, code(&b)), (status, expected), "{body}");
+    }
+
+    // Only the owner changes roles; giving away `owner` makes the old owner an admin.
+    let (s, b) = app
+        .call(
+            "PATCH",
+            &format!("{members}/carol"),
+            Some(&bob),
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (403, "forbidden"));
+    let (s, b) = app
+        .call(
+            "PATCH",
+            &format!("{members}/alice"),
+            Some(&alice),
+            Some(json!({"role": "member"})),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (409, "owner_must_transfer"));
+    let (s, b) = app
+        .call(
+            "PATCH",
+            &format!("{members}/dave"),
+            Some(&alice),
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (404, "member_not_found"));
+    let (s, m) = app
+        .call(
+            "PATCH",
+            &format!("{members}/carol"),
+            Some(&alice),
+            Some(json!({"role": "owner"})),
+        )
+        .await;
+    assert_eq!((s, m["role"].as_str()), (200, Some("owner")), "{m}");
+
+    let (s, page) = app.call("GET", &members, Some(&bob), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(roles(&page), [("alice", "admin"), ("bob", "admin"), ("carol", "owner")]);
+    let (s, _) = app.call("POST", &format!("{path}/leave"), Some(&alice), None).await;
+    assert_eq!(s, 204, "no longer the owner, alice may leave");
+}
+
+#[tokio::test]
+async fn kicks_and_bans_follow_rank_and_bans_keep_people_out() {
+    let app = TestApp::spawn().await;
+    let (alice, bob, carol, dave) = (
+        app.user("alice").await,
+        app.user("bob").await,
+        app.user("carol").await,
+        app.user("dave").await,
+    );
+    let room = app.room(&alice, "forum", "public").await;
+    let path = format!("/api/v1/rooms/{room}");
+    for t in [&bob, &carol, &dave] {
+        app.call("POST", &format!("{path}/join"), Some(t), None).await;
+    }
+    app.call(
+        "PATCH",
+        &format!("{path}/members/bob"),
+        Some(&alice),
+        Some(json!({"role": "admin"})),
+    )
+    .await;
+
+    // Members kick nobody; admins kick members but not the owner.
+    let (s, b) = app
+        .call("DELETE", &format!("{path}/members/dave"), Some(&carol), None)
+        .await;
+    assert_eq!((s, code(&b)), (403, "forbidden"));
+    let (s, b) = app
+        .call("DELETE", &format!("{path}/members/alice"), Some(&bob), None)
+        .await;
+    assert_eq!((s, code(&b)), (403, "forbidden"));
+    let (s, _) = app
+        .call("DELETE", &format!("{path}/members/dave"), Some(&bob), None)
+        .await;
+    assert_eq!(s, 204);
+    let (s, b) = app
+        .call("DELETE", &format!("{path}/members/dave"), Some(&bob), None)
+        .await;
+    assert_eq!((s, code(&b)), (404, "member_not_found"));
+    // A kicked member may come back; a banned one may not.
+    let (s, _) = app.call("POST", &format!("{path}/join"), Some(&dave), None).await;
+    assert_eq!(s, 200);
+
+    let bans = format!("{path}/bans");
+    let (s, ban) = app
+        .call(
+            "POST",
+            &bans,
+            Some(&bob),
+            Some(json!({"username": "dave", "reason": "spam"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{ban}");
+    assert_eq!(
+        (
+            ban["username"].as_str(),
+            ban["reason"].as_str(),
+            ban["banned_by"].as_str()
+        ),
+        (Some("dave"), Some("spam"), Some("bob"))
+    );
+    let (s, ban) = app
+        .call(
+            "POST",
+            &bans,
+            Some(&bob),
+            Some(json!({"username": "dave", "reason": "more spam"})),
+        )
+        .await;
+    assert_eq!(
+        (s, ban["reason"].as_str()),
+        (200, Some("more spam")),
+        "banning again updates the reason"
+    );
+    let (s, b) = app.call("POST", &format!("{path}/join"), Some(&dave), None).await;
+    assert_eq!((s, code(&b)), (403, "banned"));
+    let (s, b) = app
+        .call(
+            "POST",
+            &format!("{path}/members"),
+            Some(&alice),
+            Some(json!({"username": "dave"})),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (409, "user_banned"));
+    let (s, b) = app
+        .call("POST", &bans, Some(&bob), Some(json!({"username": "alice"})))
+        .await;
+    assert_eq!((s, code(&b)), (403, "forbidden"), "nobody bans the owner");
+    let (s, b) = app
+        .call("POST", &bans, Some(&bob), Some(json!({"username": "bob"})))
+        .await;
+    assert_eq!((s, code(&b)), (422, "cannot_ban_self"));
+    let (s, b) = app.call("GET", &bans, Some(&carol), None).await;
+    assert_eq!((s, code(&b)), (403, "forbidden"), "the ban list is for moderators");
+    let (s, page) = app.call("GET", &bans, Some(&alice), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page["items"][0]["username"], "dave");
+
+    let (s, _) = app.call("DELETE", &format!("{bans}/dave"), Some(&alice), None).await;
+    assert_eq!(s, 204);
+    let (s, b) = app.call("DELETE", &format!("{bans}/dave"), Some(&alice), None).await;
+    assert_eq!((s, code(&b)), (404, "ban_not_found"));
+    let (s, _) = app.call("POST", &format!("{path}/join"), Some(&dave), None).await;
+    assert_eq!(s, 200, "unbanned, dave may join again");
+    // The owner outranks admins.
+    let (s, _) = app
+        .call("DELETE", &format!("{path}/members/bob"), Some(&alice), None)
+        .await;
+    assert_eq!(s, 204);
+}
+
+#[tokio::test]
+async fn member_lists_page_by_username() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner").await;
+    let room = app.room(&owner, "crowd", "public").await;
+    let mut expected = vec!["owner".to_string()];
+    for i in 0..12 {
+        let name = format!("user{i:02}");
+        let t = app.user(&name).await;
+        app.call("POST", &format!("/api/v1/rooms/{room}/join"), Some(&t), None)
+            .await;
+        expected.push(name);
+    }
+    expected.sort();
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    for _ in 0..10 {
+        let (s, page) = app
+            .call(
+                "GET",
+                &format!("/api/v1/rooms/{room}/members?limit=5{cursor}"),
+                Some(&owner),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{page}");
+        seen.extend(roles(&page).into_iter().map(|(u, _)| u.to_string()));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected);
+}
+
+/// A request and the status and error code it must get.
+type Probe = (&'static str, String, Option<Value>, (u16, &'static str));
+
+/// Who is asking, in the matrix below.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Who {
+    Owner,
+    Admin,
+    Member,
+    Outsider,
+    Banned,
+}
+
+#[tokio::test]
+async fn authorization_matrix_for_public_and_private_rooms() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner").await;
+    let admin = app.user("admin").await;
+    let member = app.user("member").await;
+    let outsider = app.user("outsider").await;
+    let banned = app.user("banned").await;
+    app.user("target").await;
+    let tokens = [
+        (Who::Owner, &owner),
+        (Who::Admin, &admin),
+        (Who::Member, &member),
+        (Who::Outsider, &outsider),
+        (Who::Banned, &banned),
+    ];
+
+    for visibility in ["public", "private"] {
+        let room = app.room(&owner, &format!("matrix-{visibility}"), visibility).await;
+        let path = format!("/api/v1/rooms/{room}");
+        for (name, role) in [("admin", "admin"), ("member", "member"), ("banned", "member")] {
+            let (s, b) = app
+                .call(
+                    "POST",
+                    &format!("{path}/members"),
+                    Some(&owner),
+                    Some(json!({"username": name, "role": role})),
+                )
+                .await;
+            assert_eq!(s, 201, "{b}");
+        }
+        let (s, _) = app
+            .call(
+                "POST",
+                &format!("{path}/bans"),
+                Some(&owner),
+                Some(json!({"username": "banned"})),
+            )
+            .await;
+        assert_eq!(s, 201);
+
+        for (who, token) in tokens {
+            let private = visibility == "private";
+            // Outsiders and the banned are not members: a private room does not exist for them.
+            let hidden = private && matches!(who, Who::Outsider | Who::Banned);
+            let expect = |allowed: u16, refusal: (u16, &'static str)| -> (u16, &'static str) {
+                if hidden {
+                    (404, "room_not_found")
+                } else if who == Who::Banned {
+                    (403, "banned")
+                } else if allowed != 0 {
+                    (allowed, "")
+                } else {
+                    refusal
+                }
+            };
+            let can_post = matches!(who, Who::Owner | Who::Admin | Who::Member);
+            let can_moderate = matches!(who, Who::Owner | Who::Admin);
+            let cases: [Probe; 5] = [
+                ("GET", path.clone(), None, expect(200, (0, ""))),
+                ("GET", format!("{path}/messages"), None, expect(200, (0, ""))),
+                (
+                    "POST",
+                    format!("{path}/messages"),
+                    Some(json!({"body": format!("{who:?} was here")})),
+                    expect(if can_post { 201 } else { 0 }, (403, "not_a_member")),
+                ),
+                (
+                    "PATCH",
+                    path.clone(),
+                    Some(json!({"topic": format!("set by {who:?}")})),
+                    expect(if can_moderate { 200 } else { 0 }, (403, "forbidden")),
+                ),
+                (
+                    "POST",
+                    format!("{path}/bans"),
+                    Some(json!({"username": "target", "reason": format!("{who:?}")})),
+                    // The owner bans first (201); the admin's ban of the same user updates it (200).
+                    expect(
+                        match who {
+                            Who::Owner => 201,
+                            Who::Admin => 200,
+                            _ => 0,
+                        },
+                        (403, "forbidden"),
+                    ),
+                ),
+            ];
+            for (method, url, body, (status, err)) in cases {
+                let (s, b) = app.call(method, &url, Some(token), body).await;
+                let ok = s == status && (err.is_empty() || code(&b) == err);
+                assert!(
+                    ok,
+                    "{visibility} room, {who:?}: {method} {url} → {s} {b}, expected {status} {err}"
+                );
+            }
+        }
+        // Private rooms are not even listed to outsiders.
+        let (_, page) = app.call("GET", "/api/v1/rooms", Some(&outsider), None).await;
+        let listed = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == room.as_str());
+        assert_eq!(listed, visibility == "public");
+    }
+}
+
+#[tokio::test]
+async fn every_endpoint_answers_a_private_room_probe_exactly_like_a_missing_room() {
+    let app = TestApp::spawn().await;
+    let (alice, eve) = (app.user("alice").await, app.user("eve").await);
+    let room = app.room(&alice, "hidden", "private").await;
+    app.say(&alice, &room, "secret").await;
+    let missing = uuid::Uuid::new_v4().to_string();
+    let probes: Vec<(&str, &str, Option<Value>)> = vec![
+        ("GET", "", None),
+        ("PATCH", "", Some(json!({"topic": "x"}))),
+        ("DELETE", "", None),
+        ("POST", "/join", None),
+        ("POST", "/leave", None),
+        ("GET", "/members", None),
+        ("POST", "/members", Some(json!({"username": "eve"}))),
+        ("PATCH", "/members/alice", Some(json!({"role": "member"}))),
+        ("DELETE", "/members/alice", None),
+        ("GET", "/bans", None),
+        ("POST", "/bans", Some(json!({"username": "alice"}))),
+        ("DELETE", "/bans/alice", None),
+        ("GET", "/messages", None),
+        ("POST", "/messages", Some(json!({"body": "hi"}))),
+        ("PATCH", "/messages/1", Some(json!({"body": "x"}))),
+        ("DELETE", "/messages/1", None),
+        ("PUT", "/read", Some(json!({"seq": 1}))),
+    ];
+    for (method, suffix, body) in probes {
+        let (s1, b1) = app
+            .call(
+                method,
+                &format!("/api/v1/rooms/{room}{suffix}"),
+                Some(&eve),
+                body.clone(),
+            )
+            .await;
+        let (s2, b2) = app
+            .call(method, &format!("/api/v1/rooms/{missing}{suffix}"), Some(&eve), body)
+            .await;
+        assert_eq!((s1, code(&b1)), (404, "room_not_found"), "{method} {suffix}: {b1}");
+        assert_eq!(
+            b1, b2,
+            "{method} {suffix}: the private room and a missing one look alike"
+        );
+        assert_eq!(s1, s2);
+    }
+}
+
+fn roles(page: &Value) -> Vec<(&str, &str)> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["username"].as_str().unwrap(), m["role"].as_str().unwrap()))
+        .collect()
+}
