@@ -4,7 +4,7 @@
 //! PostgreSQL, migrations, repositories), `auth` (passwords, tokens, sessions, the accounts
 //! service), `users` (validated fields, profiles, administration), `chat` (rooms, membership,
 //! moderation, direct messages, the message service), `http` (the REST API),
-//! `app` (state and server lifecycle), `cli` (the `chatd` command).
+//! `text` (what counts as visible text), `app` (state and server lifecycle), `cli` (the `chatd` command).
 
 pub mod app;
 pub mod auth;
@@ -15,4 +15,5 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod telemetry;
+pub mod text;
 pub mod users;

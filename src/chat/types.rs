@@ -4,7 +4,8 @@
 //! - room name: 1–64 characters after trimming, no control or invisible characters; unique
 //!   case-insensitively (Unicode lower case).
 //! - topic: up to 250 characters, one line; empty clears it.
-//! - message body: 1–4000 characters, not blank; newlines and tabs allowed.
+//! - message body: 1–4000 characters, not blank (`crate::text::is_blank`); newlines and tabs
+//!   allowed, as are the joiners emoji sequences need.
 //! - client_msg_id: 1–64 characters of `A-Z a-z 0-9 - _ . :`.
 //! - ban reason: up to 500 characters; empty means none.
 
@@ -14,7 +15,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::users::has_control;
+use crate::text::{has_forbidden, is_blank};
 
 pub const ROOM_NAME_MAX: usize = 64;
 pub const TOPIC_MAX: usize = 250;
@@ -32,10 +33,10 @@ impl RoomName {
     pub fn parse(input: &str) -> Result<Self, Error> {
         let name = input.trim();
         let len = name.chars().count();
-        if !(1..=ROOM_NAME_MAX).contains(&len) || has_control(name, false) {
+        if !(1..=ROOM_NAME_MAX).contains(&len) || is_blank(name) || has_forbidden(name, false) {
             return Err(Error::invalid(
                 "invalid_room_name",
-                format!("name must be 1-{ROOM_NAME_MAX} characters without control characters"),
+                format!("name must be 1-{ROOM_NAME_MAX} visible characters without control or invisible characters"),
             ));
         }
         Ok(Self {
@@ -59,7 +60,7 @@ pub struct Topic(Option<String>);
 impl Topic {
     pub fn parse(input: &str) -> Result<Self, Error> {
         let topic = input.trim();
-        if topic.chars().count() > TOPIC_MAX || has_control(topic, false) {
+        if topic.chars().count() > TOPIC_MAX || has_forbidden(topic, false) {
             return Err(Error::invalid(
                 "invalid_topic",
                 format!("topic must be at most {TOPIC_MAX} characters on one line"),
@@ -78,7 +79,7 @@ pub struct MessageBody(String);
 impl MessageBody {
     pub fn parse(input: &str) -> Result<Self, Error> {
         let len = input.chars().count();
-        if !(1..=MESSAGE_MAX).contains(&len) || input.trim().is_empty() || has_control(input, true) {
+        if !(1..=MESSAGE_MAX).contains(&len) || is_blank(input) || has_forbidden(input, true) {
             return Err(Error::invalid(
                 "invalid_message",
                 format!("body must be 1-{MESSAGE_MAX} characters, not blank, without control characters"),
@@ -120,7 +121,7 @@ pub struct BanReason(Option<String>);
 impl BanReason {
     pub fn parse(input: &str) -> Result<Self, Error> {
         let reason = input.trim();
-        if reason.chars().count() > BAN_REASON_MAX || has_control(reason, false) {
+        if reason.chars().count() > BAN_REASON_MAX || has_forbidden(reason, false) {
             return Err(Error::invalid(
                 "invalid_reason",
                 format!("reason must be at most {BAN_REASON_MAX} characters on one line"),

@@ -1,16 +1,18 @@
 //! Validated account fields. Parse, don't validate: holding a `Username` means it is valid.
 //!
 //! Limits (documented in README.md):
-//! - username: 3–32 of `[a-z0-9_.-]`; input is lower-cased first, so `Alice` is `alice`.
+//! - username: 3–32 of `[a-z0-9_.-]`; ASCII input is lower-cased first, so `Alice` is `alice`.
 //! - password: 8–128 characters.
 //! - display name: 1–64 characters, no control characters (empty clears it).
 //! - bio: up to 500 characters, no control characters other than newlines.
 //! - avatar URL: an `http`/`https` URL without credentials, up to 2048 characters once normalised.
-//! - display names and bios refuse invisible formatting characters (bidi overrides, zero-width).
+//! - display names and bios refuse control and spoofing characters (`crate::text`); a display
+//!   name made only of characters that show nothing (e.g. Hangul fillers) is refused.
 
 use std::fmt;
 
 use crate::error::Error;
+use crate::text::{has_forbidden, is_blank};
 
 pub const USERNAME_MIN: usize = 3;
 pub const USERNAME_MAX: usize = 32;
@@ -25,7 +27,9 @@ pub struct Username(String);
 
 impl Username {
     pub fn parse(input: &str) -> Result<Self, Error> {
-        let name = input.to_lowercase();
+        // ASCII-only before lower-casing: Unicode lower-casing maps some non-ASCII letters onto
+        // ASCII ones (the Kelvin sign K becomes `k`), which would let a look-alike name in.
+        let name = input.to_ascii_lowercase();
         let len = name.chars().count();
         let charset_ok = name
             .chars()
@@ -75,18 +79,6 @@ impl fmt::Debug for Password {
     }
 }
 
-/// Control characters, and the invisible formatting characters used to spoof text (zero-width
-/// spaces and joiners, bidirectional overrides and isolates, the BOM).
-pub(crate) fn has_control(s: &str, allow_newline: bool) -> bool {
-    s.chars().any(|c| {
-        let invisible = matches!(
-            c,
-            '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}'
-        );
-        invisible || (c.is_control() && !(allow_newline && matches!(c, '\n' | '\r' | '\t')))
-    })
-}
-
 /// `None` means "cleared": an empty (or all-blank) display name removes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayName(Option<String>);
@@ -94,10 +86,13 @@ pub struct DisplayName(Option<String>);
 impl DisplayName {
     pub fn parse(input: &str) -> Result<Self, Error> {
         let trimmed = input.trim();
-        if trimmed.chars().count() > DISPLAY_NAME_MAX || has_control(trimmed, false) {
+        let blank = !trimmed.is_empty() && is_blank(trimmed);
+        if trimmed.chars().count() > DISPLAY_NAME_MAX || blank || has_forbidden(trimmed, false) {
             return Err(Error::invalid(
                 "invalid_display_name",
-                format!("display_name must be at most {DISPLAY_NAME_MAX} characters without control characters"),
+                format!(
+                    "display_name must be at most {DISPLAY_NAME_MAX} visible characters without control or invisible characters"
+                ),
             ));
         }
         Ok(Self((!trimmed.is_empty()).then(|| trimmed.to_string())))
@@ -113,7 +108,7 @@ pub struct Bio(Option<String>);
 impl Bio {
     pub fn parse(input: &str) -> Result<Self, Error> {
         let trimmed = input.trim();
-        if trimmed.chars().count() > BIO_MAX || has_control(trimmed, true) {
+        if trimmed.chars().count() > BIO_MAX || has_forbidden(trimmed, true) {
             return Err(Error::invalid(
                 "invalid_bio",
                 format!("bio must be at most {BIO_MAX} characters without control characters"),
@@ -166,7 +161,17 @@ mod tests {
     #[test]
     fn usernames_are_lowercased_and_bounded() {
         assert_eq!(Username::parse("Alice_1.x-y").unwrap().as_str(), "alice_1.x-y");
-        for bad in ["ab", &"a".repeat(33), "al ice", "al!ce", "", "élan"] {
+        // The Kelvin sign lower-cases to an ASCII `k` under Unicode rules; it must not pass.
+        for bad in [
+            "ab",
+            &"a".repeat(33),
+            "al ice",
+            "al!ce",
+            "",
+            "élan",
+            "\u{212A}elvin",
+            "\u{130}van",
+        ] {
             assert_eq!(Username::parse(bad).unwrap_err().code(), "invalid_username", "{bad}");
         }
         assert!(Username::parse(&"a".repeat(32)).is_ok());
@@ -197,5 +202,13 @@ mod tests {
         );
         assert!(DisplayName::parse("evil\u{202E}gnp.exe").is_err());
         assert!(DisplayName::parse("zero\u{200B}width").is_err());
+        assert!(
+            DisplayName::parse("\u{3164}\u{3164}").is_err(),
+            "Hangul fillers show nothing"
+        );
+        assert!(
+            DisplayName::parse("Ana \u{1F469}\u{200D}\u{1F4BB}").is_ok(),
+            "emoji ZWJ sequence"
+        );
     }
 }

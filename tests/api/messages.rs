@@ -58,6 +58,8 @@ async fn a_message_is_stored_with_the_next_seq_and_a_retry_returns_the_original(
     for (body, expected) in [
         (json!({"body": ""}), "invalid_message"),
         (json!({"body": "   \n "}), "invalid_message"),
+        (json!({"body": "\u{3164}\u{200B}"}), "invalid_message"),
+        (json!({"body": "pay \u{202E}gnp.exe"}), "invalid_message"),
         (json!({"body": "m".repeat(4001)}), "invalid_message"),
         (
             json!({"body": "ok", "client_msg_id": "has space"}),
@@ -69,6 +71,12 @@ async fn a_message_is_stored_with_the_next_seq_and_a_retry_returns_the_original(
     }
     let (s, b) = app.call("POST", &path, Some(&alice), Some(json!({"text": "hi"}))).await;
     assert_eq!((s, code(&b)), (400, "invalid_request"));
+
+    // Emoji sequences and scripts that need joiners are ordinary text.
+    let family =
+        "family \u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467} \u{645}\u{6CC}\u{200C}\u{62E}\u{648}\u{627}\u{647}\u{645}";
+    let (s, _, stored) = send("c-3", family).await;
+    assert_eq!((s, stored["body"].as_str()), (201, Some(family)));
 }
 
 #[tokio::test]
