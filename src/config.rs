@@ -17,6 +17,24 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_CONFIG_FILE: &str = "config.toml";
 /// Shortest accepted JWT signing secret, in bytes (HS256 wants at least the hash size).
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
+/// Keys whose environment variables are used exactly as written, never parsed as numbers or
+/// booleans.
+const TEXT_KEYS: [&str; 8] = [
+    "server.data_dir",
+    "database.url",
+    "database.pg_bin_dir",
+    "database.embedded_user",
+    "auth.jwt_secret",
+    "auth.jwt_secret_file",
+    "auth.issuer",
+    "log.level",
+];
+
+/// `auth__jwt_secret` → `auth.jwt_secret`.
+fn dotted(env_key: &str) -> String {
+    env_key.to_ascii_lowercase().replace("__", ".")
+}
+
 /// Longest refresh-token lifetime: a year. Far beyond it, expiry dates overflow the calendar.
 pub const MAX_REFRESH_TOKEN_TTL_SECS: u64 = 365 * 24 * 3600;
 
@@ -176,8 +194,22 @@ impl Config {
         }
         // Only `CHATD_SECTION__KEY` variables are configuration; others such as
         // `CHATD_CONFIG` or `CHATD_TEST_DATABASE_URL` belong to the CLI or the test harness.
-        let env = env.filter(|k| k.as_str().contains("__")).split("__");
-        let config: Config = figment.merge(env).extract().map_err(describe_figment_error)?;
+        // Text keys are taken verbatim: figment would read an all-digit secret as a number.
+        let env = env
+            .filter(|k| k.as_str().contains("__") && !TEXT_KEYS.contains(&dotted(k.as_str()).as_str()))
+            .split("__");
+        figment = figment.merge(env);
+        for key in TEXT_KEYS {
+            let var = format!("CHATD_{}", key.replace('.', "__").to_ascii_uppercase());
+            match std::env::var(&var) {
+                Ok(value) => figment = figment.merge(Serialized::default(key, value)),
+                Err(std::env::VarError::NotPresent) => {}
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    return Err(ConfigError::key(key, format!("{var} is not valid UTF-8")));
+                }
+            }
+        }
+        let config: Config = figment.extract().map_err(describe_figment_error)?;
         Ok(config)
     }
 
@@ -192,6 +224,18 @@ impl Config {
         }
         if self.database.connect_timeout_secs == 0 {
             return Err(ConfigError::key("database.connect_timeout_secs", "must be at least 1"));
+        }
+        if let Some(dir) = &self.database.pg_bin_dir {
+            let missing: Vec<&str> = ["initdb", "pg_ctl", "postgres"]
+                .into_iter()
+                .filter(|b| !dir.join(b).is_file())
+                .collect();
+            if !missing.is_empty() {
+                return Err(ConfigError::key(
+                    "database.pg_bin_dir",
+                    format!("{} has no {}", dir.display(), missing.join(", ")),
+                ));
+            }
         }
         if self.database.embedded_user.is_empty() {
             return Err(ConfigError::key("database.embedded_user", "must not be empty"));
@@ -343,6 +387,35 @@ mod tests {
             assert!(err.contains("bnid"), "{err}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn secrets_from_the_environment_stay_strings() {
+        // Env values are parsed as TOML-ish values; an all-digit or float-looking secret must
+        // arrive exactly as written, not as a number turned back into different text.
+        for secret in [
+            "12345678901234567890123456789012345",
+            "1234567890123456789012345678901.5e3",
+            "true",
+        ] {
+            figment::Jail::expect_with(|jail| {
+                jail.set_env("CHATD_AUTH__JWT_SECRET", secret);
+                let c = Config::load(None);
+                match secret.len() >= MIN_JWT_SECRET_BYTES {
+                    true => assert_eq!(c.unwrap().auth.jwt_secret.as_deref(), Some(secret)),
+                    false => assert!(c.is_err() || c.unwrap().validate().is_err()),
+                }
+                Ok(())
+            });
+        }
+    }
+
+    #[test]
+    fn pg_bin_dir_must_hold_the_server_binaries() {
+        let mut c = Config::default();
+        c.database.pg_bin_dir = Some("/nonexistent/bin".into());
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("database.pg_bin_dir"), "{err}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use clap::Args;
 
 use super::CliError;
 use crate::app::{apply_migrations, Application, Signals};
+use crate::auth::tokens::TokenKeys;
 use crate::config::Config;
 use crate::db::{datadir, migrate, Database};
 
@@ -33,6 +34,11 @@ impl ServeArgs {
 }
 
 pub async fn run(config: Config, mut signals: Signals) -> Result<(), CliError> {
+    // A configured secret file that cannot be used is a configuration error: say so before
+    // any database is started.
+    if config.auth.jwt_secret_file.is_some() {
+        TokenKeys::from_config(&config).map_err(|e| CliError::usage(format!("invalid configuration: {e:#}")))?;
+    }
     // One `serve` per data dir: a second one would share, then stop, the first one's cluster.
     let _lock = match config.database_url() {
         None => Some(datadir::lock_serve(&config.server.data_dir).map_err(|e| CliError::failure(e.to_string()))?),

@@ -10,6 +10,7 @@ pub mod rooms;
 pub mod sessions;
 pub mod users;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bb8::{Pool, PooledConnection, RunError};
@@ -27,6 +28,35 @@ pub type PgConn<'a> = PooledConnection<'a, PostgresConnectionManager<NoTls>>;
 #[derive(Clone)]
 pub struct Db {
     pool: PgPool,
+    last_error: LastError,
+}
+
+/// The pool's most recent failure to connect, so that "timed out waiting for a connection"
+/// can say why (connection refused, authentication failed…). Never holds a password:
+/// tokio-postgres errors do not quote the connection string.
+#[derive(Debug, Clone, Default)]
+struct LastError(Arc<Mutex<Option<String>>>);
+
+impl LastError {
+    fn get(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl bb8::ErrorSink<tokio_postgres::Error> for LastError {
+    fn sink(&self, e: tokio_postgres::Error) {
+        // tokio-postgres keeps the cause (refused, role does not exist…) in the source chain.
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            text = format!("{text}: {cause}");
+            source = cause.source();
+        }
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(text);
+    }
+    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<tokio_postgres::Error>> {
+        Box::new(self.clone())
+    }
 }
 
 impl Db {
@@ -34,19 +64,24 @@ impl Db {
     /// answer `/readyz` with 503) while the database is still down.
     pub fn new(pg: tokio_postgres::Config, size: u32, timeout: Duration) -> Self {
         let manager = PostgresConnectionManager::new(pg, NoTls);
+        let last_error = LastError::default();
         let pool = Pool::builder()
             .max_size(size)
             .connection_timeout(timeout)
             .idle_timeout(Some(Duration::from_secs(300)))
+            .error_sink(Box::new(last_error.clone()))
             .build_unchecked(manager);
-        Self { pool }
+        Self { pool, last_error }
     }
 
     /// A pooled connection, or `Error::Unavailable` if none can be had in time.
     pub async fn conn(&self) -> Result<PgConn<'_>, Error> {
         self.pool.get().await.map_err(|e| match e {
             RunError::User(e) => Error::Unavailable(format!("database connection failed: {e}")),
-            RunError::TimedOut => Error::Unavailable("timed out waiting for a database connection".into()),
+            RunError::TimedOut => Error::Unavailable(match self.last_error.get() {
+                Some(cause) => format!("timed out waiting for a database connection (last attempt: {cause})"),
+                None => "timed out waiting for a database connection".into(),
+            }),
         })
     }
 

@@ -212,13 +212,18 @@ async fn user_commands_fail_with_one_line_and_the_documented_exit_code() {
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out.stdout).contains("--password-stdin"));
 
-    // A database that is not there: runtime failure, one line.
-    let (code, _, _) = outcome(&run(chatd(
+    // A database that is not there: runtime failure, one line that says why, and never the
+    // password from the URL.
+    let mut unreachable = chatd(
         dir.path(),
-        Some("postgres://postgres@127.0.0.1:1/none?connect_timeout=2"),
+        Some("postgres://postgres:hunter2secret@127.0.0.1:1/none?connect_timeout=2"),
         &["user", "list"],
-    )));
+    );
+    unreachable.env("CHATD_DATABASE__CONNECT_TIMEOUT_SECS", "2");
+    let (code, _, err) = outcome(&run(unreachable));
     assert_eq!(code, 1);
+    assert!(err.contains("Connection refused"), "{err}");
+    assert!(!err.contains("hunter2secret"), "{err}");
 }
 
 #[tokio::test]
@@ -441,8 +446,17 @@ async fn a_wrong_pg_bin_dir_is_one_clear_line() {
     let mut cmd = chatd(dir.path(), None, &["migrate", "status"]);
     cmd.env("CHATD_DATABASE__PG_BIN_DIR", dir.path());
     let (code, _, err) = outcome(&run(cmd));
-    assert_eq!(code, 1);
-    assert!(err.contains("does not contain initdb, pg_ctl and postgres"), "{err}");
+    assert_eq!(code, 2, "a configuration error");
+    assert!(err.contains("database.pg_bin_dir"), "{err}");
+    assert!(err.contains("has no initdb, pg_ctl, postgres"), "{err}");
+
+    // A secret file that cannot be read stops `serve` before any database starts.
+    let mut cmd = chatd(dir.path(), None, &["serve", "--bind", "127.0.0.1:0"]);
+    cmd.env("CHATD_AUTH__JWT_SECRET_FILE", dir.path().join("missing-secret"));
+    let (code, _, err) = outcome(&run(cmd));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("auth.jwt_secret_file"), "{err}");
+    assert!(!dir.path().join("data").exists(), "no cluster was created");
 }
 
 #[tokio::test]
