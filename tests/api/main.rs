@@ -5,6 +5,7 @@ mod helpers;
 
 mod auth;
 mod cli;
+mod docs;
 mod health;
 mod members;
 mod messages;
