@@ -4,7 +4,7 @@
 //! PostgreSQL, migrations, repositories), `auth` (passwords, tokens, sessions, the accounts
 //! service), `users` (validated fields, profiles, administration), `chat` (rooms, membership,
 //! moderation, direct messages, the message service), `http` (the REST API),
-//! `text` (what counts as visible text), `app` (state and server lifecycle), `cli` (the `chatd` command).
+//! `page` (cursor pagination), `text` (what counts as visible text), `app` (state and server lifecycle), `cli` (the `chatd` command).
 
 pub mod app;
 pub mod auth;
@@ -14,6 +14,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod page;
 pub mod telemetry;
 pub mod text;
 pub mod users;

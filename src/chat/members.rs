@@ -2,8 +2,6 @@
 //! Every change takes the room row's lock, so concurrent changes to one room are serialized
 //! (two owners, or a last member leaving twice, cannot happen).
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -13,6 +11,7 @@ use super::types::BanReason;
 use super::{Actor, Chat, Page, Role, RoomView, MEMBERS_LIMIT};
 use crate::db::rooms;
 use crate::error::{Error, Result};
+use crate::page;
 use crate::users::Username;
 
 #[derive(Debug, Clone, Serialize)]
@@ -93,13 +92,13 @@ impl Chat {
         limit: Option<i64>,
     ) -> Result<Page<MemberView>> {
         let limit = MEMBERS_LIMIT.apply(limit)?;
-        let after = cursor.map(decode_cursor).transpose()?;
+        let after = cursor.map(page::decode_username).transpose()?;
         let conn = self.db.conn().await?;
         access::load(&*conn, actor, room_id, false)
             .await?
             .require(Action::Read)?;
         let rows = rooms::members(&*conn, room_id, after.as_deref(), limit + 1, None).await?;
-        page(
+        Page::from_rows(
             rows,
             limit,
             |r| r.username.clone(),
@@ -275,13 +274,13 @@ impl Chat {
         limit: Option<i64>,
     ) -> Result<Page<BanView>> {
         let limit = MEMBERS_LIMIT.apply(limit)?;
-        let after = cursor.map(decode_cursor).transpose()?;
+        let after = cursor.map(page::decode_username).transpose()?;
         let conn = self.db.conn().await?;
         access::load(&*conn, actor, room_id, false)
             .await?
             .require(Action::Moderate)?;
         let rows = rooms::bans(&*conn, room_id, after.as_deref(), limit + 1, None).await?;
-        page(rows, limit, |r| r.username.clone(), |r| Ok(BanView::from(r)))
+        Page::from_rows(rows, limit, |r| r.username.clone(), |r| Ok(BanView::from(r)))
     }
 
     async fn member(&self, room_id: Uuid, username: &str) -> Result<MemberView> {
@@ -306,34 +305,4 @@ impl From<rooms::BanRecord> for BanView {
             created_at: r.created_at,
         }
     }
-}
-
-/// Turns `limit + 1` rows into a page keyed by username: the extra row says "there is more".
-fn page<R, T>(
-    mut rows: Vec<R>,
-    limit: i64,
-    key: impl Fn(&R) -> String,
-    view: impl Fn(R) -> Result<T>,
-) -> Result<Page<T>> {
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = if more {
-        rows.last().map(|r| URL_SAFE_NO_PAD.encode(key(r)))
-    } else {
-        None
-    };
-    Ok(Page {
-        items: rows.into_iter().map(view).collect::<Result<_>>()?,
-        next_cursor,
-    })
-}
-
-fn decode_cursor(cursor: &str) -> Result<String> {
-    URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|name| Username::parse(&name).ok())
-        .map(|name| name.as_str().to_owned())
-        .ok_or_else(|| Error::invalid("invalid_cursor", "cursor is not one this server returned"))
 }

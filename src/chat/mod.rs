@@ -11,7 +11,6 @@ mod messages;
 mod rooms;
 pub mod types;
 
-use serde::Serialize;
 use uuid::Uuid;
 
 pub use members::{BanView, MemberView};
@@ -23,6 +22,7 @@ use crate::auth::AuthUser;
 use crate::db::users::{self, UserRecord};
 use crate::db::Db;
 use crate::error::{Error, Result};
+pub use crate::page::{Limit, Page};
 use crate::users::Username;
 
 /// The chat service. Cheap to clone.
@@ -57,42 +57,9 @@ impl Actor {
     }
 }
 
-/// One page of a cursor-paginated list.
-#[derive(Debug, Clone, Serialize)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    /// Pass back as `cursor` (for message history: as `before`/`after`) for the next page;
-    /// `null` on the last page.
-    pub next_cursor: Option<String>,
-}
-
-/// Bounds of a `limit` parameter.
-#[derive(Debug, Clone, Copy)]
-pub struct Limit {
-    pub default: i64,
-    pub max: i64,
-}
-
 pub const ROOMS_LIMIT: Limit = Limit { default: 50, max: 100 };
 pub const MEMBERS_LIMIT: Limit = Limit { default: 50, max: 200 };
 pub const MESSAGES_LIMIT: Limit = Limit { default: 50, max: 200 };
-
-impl Limit {
-    pub fn apply(self, requested: Option<i64>) -> Result<i64> {
-        let limit = requested.unwrap_or(self.default);
-        if !(1..=self.max).contains(&limit) {
-            return Err(self.error());
-        }
-        Ok(limit)
-    }
-
-    pub fn error(self) -> Error {
-        Error::invalid(
-            "invalid_limit",
-            format!("limit must be a whole number from 1 to {}", self.max),
-        )
-    }
-}
 
 fn room_not_found() -> Error {
     Error::not_found("room_not_found", "no such room")

@@ -1,7 +1,5 @@
 //! Rooms: create, list, read, edit, archive, delete; and direct conversations.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -12,6 +10,7 @@ use super::types::{RoomName, Topic};
 use super::{room_not_found, Actor, Chat, Page, Role, Visibility, ROOMS_LIMIT};
 use crate::db::rooms::{self, NewRoom, RoomChange, RoomCursor, RoomFilter, RoomSummary};
 use crate::error::{Error, Result};
+use crate::page;
 
 /// A room as a client sees it.
 #[derive(Debug, Clone, Serialize)]
@@ -78,8 +77,6 @@ pub struct RoomQuery {
     pub include_archived: bool,
     pub q: Option<String>,
 }
-
-const QUERY_MAX: usize = 64;
 
 fn name_taken(name: &str) -> Error {
     Error::conflict("room_name_taken", format!("a room named '{name}' already exists"))
@@ -158,13 +155,7 @@ impl Chat {
         limit: Option<i64>,
     ) -> Result<Page<RoomView>> {
         let limit = ROOMS_LIMIT.apply(limit)?;
-        let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
-        if q.is_some_and(|q| q.chars().count() > QUERY_MAX || q.chars().any(char::is_control)) {
-            return Err(Error::invalid(
-                "invalid_query",
-                format!("q must be at most {QUERY_MAX} characters, without control characters"),
-            ));
-        }
+        let q = page::search_query(query.q.as_deref())?;
         let filter = RoomFilter {
             mine: query.mine,
             include_archived: query.include_archived,
@@ -173,14 +164,8 @@ impl Chat {
         };
         let after = cursor.map(decode_cursor).transpose()?;
         let conn = self.db.conn().await?;
-        let mut rows = rooms::list(&*conn, actor.user_id(), &filter, after.as_ref(), limit + 1).await?;
-        let more = rows.len() as i64 > limit;
-        rows.truncate(limit as usize);
-        let next_cursor = more.then(|| rows.last().map(encode_cursor)).flatten();
-        Ok(Page {
-            items: rows.into_iter().map(RoomView::try_from).collect::<Result<_>>()?,
-            next_cursor,
-        })
+        let rows = rooms::list(&*conn, actor.user_id(), &filter, after.as_ref(), limit + 1).await?;
+        Page::from_rows(rows, limit, cursor_key, RoomView::try_from)
     }
 
     /// Renames, re-topics or changes the visibility of a room (owner and admins).
@@ -292,19 +277,15 @@ impl Chat {
     }
 }
 
-/// A room cursor: `0|1` (named or direct), the id, then the name key — opaque to clients.
-fn encode_cursor(s: &RoomSummary) -> String {
+/// A room cursor's key: `0|1` (named or direct), the id, then the name key.
+fn cursor_key(s: &RoomSummary) -> String {
     let direct = s.room.visibility == Visibility::Direct.as_str();
-    URL_SAFE_NO_PAD.encode(format!("{}:{}:{}", u8::from(direct), s.room.id, s.name_key))
+    format!("{}:{}:{}", u8::from(direct), s.room.id, s.name_key)
 }
 
 fn decode_cursor(cursor: &str) -> Result<RoomCursor> {
-    let bad = || Error::invalid("invalid_cursor", "cursor is not one this server returned");
-    let text = URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(bad)?;
+    let bad = page::invalid_cursor;
+    let text = page::decode(cursor)?;
     let mut parts = text.splitn(3, ':');
     let direct = match parts.next() {
         Some("0") => false,
@@ -322,15 +303,10 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_refuse_garbage() {
-        let c = decode_cursor(&URL_SAFE_NO_PAD.encode("0:9b2f1c1e-8a3d-4e7b-9b71-000000000001:a:b")).unwrap();
+        let c = decode_cursor(&page::encode("0:9b2f1c1e-8a3d-4e7b-9b71-000000000001:a:b")).unwrap();
         assert!(!c.direct);
         assert_eq!(c.name_key, "a:b");
-        for bad in [
-            "",
-            "!!",
-            &URL_SAFE_NO_PAD.encode("2:x:y"),
-            &URL_SAFE_NO_PAD.encode("1:not-a-uuid:k"),
-        ] {
+        for bad in ["", "!!", &page::encode("2:x:y"), &page::encode("1:not-a-uuid:k")] {
             assert_eq!(decode_cursor(bad).unwrap_err().code(), "invalid_cursor", "{bad}");
         }
     }

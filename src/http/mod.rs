@@ -23,8 +23,9 @@ use warp::Filter;
 
 use crate::app::AppState;
 use crate::auth::{AuthUser, ClientInfo};
-use crate::chat::{Actor, Limit};
+use crate::chat::Actor;
 use crate::error::Error;
+use crate::page::Limit;
 pub use error::ApiError;
 
 /// The whole HTTP surface.

@@ -9,12 +9,11 @@ use warp::Filter;
 
 use super::error::reply;
 use super::{
-    authenticate, bearer, body, double_option, json, no_content, parse_json, path_param, query, with_state, ApiError,
-    Body,
+    authenticate, bearer, body, double_option, json, no_content, param_limit, parse_json, path_param, query,
+    with_state, ApiError, Body,
 };
 use crate::app::AppState;
-use crate::error::Error;
-use crate::users::{ProfileUpdate, SEARCH_LIMIT_RULE};
+use crate::users::{ProfileUpdate, SEARCH_LIMIT};
 
 pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     let me = warp::path!("api" / "v1" / "users" / "me");
@@ -138,13 +137,7 @@ async fn profile(username: String, auth: Option<String>, state: AppState) -> Res
 
 async fn search(auth: Option<String>, q: HashMap<String, String>, state: AppState) -> Result<Response, ApiError> {
     authenticate(&state, auth).await?;
-    let limit = match q.get("limit") {
-        Some(l) => Some(
-            l.parse::<i64>()
-                .map_err(|_| Error::invalid("invalid_limit", SEARCH_LIMIT_RULE))?,
-        ),
-        None => None,
-    };
+    let limit = param_limit(&q, SEARCH_LIMIT)?;
     let page = state
         .accounts
         .search_users(

@@ -8,7 +8,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub use service::{Page, ProfileUpdate, SEARCH_LIMIT_RULE};
+pub use service::{ProfileUpdate, SEARCH_LIMIT};
 pub use types::*;
 
 use crate::db::users::UserRecord;

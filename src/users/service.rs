@@ -2,15 +2,12 @@
 //! (`chatd user …`). Administration that ends access (disable, password reset, delete)
 //! revokes the user's sessions in the same transaction.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use serde::Serialize;
-
 use super::{AvatarUrl, Bio, DisplayName, Password, PublicProfile, User, Username};
 use crate::auth::{Accounts, AuthUser};
 use crate::db::users::{ProfileChange, UserRecord};
 use crate::db::{sessions, users};
 use crate::error::{Error, Result};
+use crate::page::{self, Limit, Page};
 
 /// `PATCH /users/me`: absent fields stay, `null` (or "") clears, a value sets.
 #[derive(Debug, Default, Clone)]
@@ -20,18 +17,8 @@ pub struct ProfileUpdate {
     pub avatar_url: Option<Option<String>>,
 }
 
-/// One page of a cursor-paginated list.
-#[derive(Debug, Clone, Serialize)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    /// Pass as `cursor` to get the next page; `null` on the last page.
-    pub next_cursor: Option<String>,
-}
-
-pub const SEARCH_DEFAULT_LIMIT: i64 = 20;
-pub const SEARCH_MAX_LIMIT: i64 = 100;
-pub const SEARCH_LIMIT_RULE: &str = "limit must be a whole number from 1 to 100";
-const SEARCH_QUERY_MAX: usize = 64;
+/// `GET /users?q=`: 20 by default, at most 100.
+pub const SEARCH_LIMIT: Limit = Limit { default: 20, max: 100 };
 
 fn user_not_found(name: &str) -> Error {
     Error::not_found("user_not_found", format!("no user named '{name}'"))
@@ -83,20 +70,11 @@ impl Accounts {
         cursor: Option<&str>,
         limit: Option<i64>,
     ) -> Result<Page<PublicProfile>> {
-        let limit = limit.unwrap_or(SEARCH_DEFAULT_LIMIT);
-        if !(1..=SEARCH_MAX_LIMIT).contains(&limit) {
-            return Err(Error::invalid("invalid_limit", SEARCH_LIMIT_RULE));
-        }
-        let query = query.map(str::trim).filter(|q| !q.is_empty());
-        if query.is_some_and(|q| q.chars().count() > SEARCH_QUERY_MAX || q.chars().any(char::is_control)) {
-            return Err(Error::invalid(
-                "invalid_query",
-                format!("q must be at most {SEARCH_QUERY_MAX} characters, without control characters"),
-            ));
-        }
-        let after = cursor.map(decode_cursor).transpose()?;
+        let limit = SEARCH_LIMIT.apply(limit)?;
+        let query = page::search_query(query)?;
+        let after = cursor.map(page::decode_username).transpose()?;
         let rows = users::search(&*self.db.conn().await?, query, after.as_deref(), limit + 1, false).await?;
-        Ok(page(rows, limit, |r| PublicProfile::from(r)))
+        Page::from_rows(rows, limit, |r| r.username.clone(), |r| Ok(PublicProfile::from(&r)))
     }
 
     // ----- operator administration (`chatd user …`) -----
@@ -164,30 +142,4 @@ impl Accounts {
         users::delete(&*self.db.conn().await?, record.id).await?;
         Ok(())
     }
-}
-
-/// Turns `limit + 1` fetched rows into a page: the extra row only says "there is more".
-fn page<T>(mut rows: Vec<UserRecord>, limit: i64, view: impl Fn(&UserRecord) -> T) -> Page<T> {
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = if more {
-        rows.last().map(|r| URL_SAFE_NO_PAD.encode(&r.username))
-    } else {
-        None
-    };
-    Page {
-        items: rows.iter().map(view).collect(),
-        next_cursor,
-    }
-}
-
-/// A cursor is the base64 of the last username on the previous page; anything else is refused.
-fn decode_cursor(cursor: &str) -> Result<String> {
-    URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|name| Username::parse(&name).ok())
-        .map(|name| name.as_str().to_owned())
-        .ok_or_else(|| Error::invalid("invalid_cursor", "cursor is not one this server returned"))
 }

@@ -65,9 +65,18 @@ fn every_error_code_the_server_uses_is_in_the_readme_error_table() {
     let table: String = readme[start..].lines().take_while(|l| l.starts_with('|')).collect();
     let codes = codes_in_source();
     // The scan must see the codes we know are there, or it proves nothing.
-    for known in ["room_not_found", "invalid_json", "method_not_allowed", "unavailable", "internal"] {
+    for known in [
+        "room_not_found",
+        "invalid_json",
+        "method_not_allowed",
+        "unavailable",
+        "internal",
+    ] {
         assert!(codes.iter().any(|c| c == known), "scan missed {known}: {codes:?}");
     }
     let missing: Vec<&String> = codes.iter().filter(|c| !table.contains(&format!("`{c}`"))).collect();
-    assert!(missing.is_empty(), "codes missing from README's error table: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "codes missing from README's error table: {missing:?}"
+    );
 }
