@@ -123,6 +123,13 @@ impl Access {
 
     /// May the actor remove (kick or ban) someone holding `target`? Only someone above them.
     pub fn outranks(&self, target: Option<Role>) -> Result<()> {
+        // Not even the operator removes or bans an owner: a room always keeps one.
+        if self.operator && target == Some(Role::Owner) {
+            return Err(Error::conflict(
+                "owner_must_transfer",
+                "the owner cannot be removed or banned: make another member owner first",
+            ));
+        }
         if self.operator || self.role > target {
             return Ok(());
         }

@@ -78,6 +78,12 @@ impl Chat {
         let client_msg_id = client_msg_id.map(ClientMsgId::parse).transpose()?;
         let mut conn = self.db.conn().await?;
         if let Some(cmid) = &client_msg_id {
+            // A retry is answered only to someone who may post here now: a kicked or banned
+            // member, or an outsider to a private room, learns nothing from replaying an id.
+            // An archived room still confirms what was stored before it was archived.
+            access::load(&*conn, actor, room_id, false)
+                .await?
+                .require(Action::Post)?;
             if let Some(original) = self.original(&*conn, *author, room_id, cmid).await? {
                 return Ok((original, false));
             }

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::access::{self, Action};
 use super::messages::MessageView;
-use super::types::{RoomName, Topic};
+use super::types::{name_key, RoomName, Topic};
 use super::{room_not_found, Actor, Chat, Page, Role, Visibility, ROOMS_LIMIT};
 use crate::db::rooms::{self, NewRoom, RoomChange, RoomCursor, RoomFilter, RoomSummary};
 use crate::error::{Error, Result};
@@ -159,7 +159,7 @@ impl Chat {
         let filter = RoomFilter {
             mine: query.mine,
             include_archived: query.include_archived,
-            query: q.map(str::to_lowercase),
+            query: q.map(name_key),
             room: None,
         };
         let after = cursor.map(decode_cursor).transpose()?;

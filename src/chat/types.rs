@@ -2,7 +2,7 @@
 //!
 //! Limits (documented in README.md):
 //! - room name: 1–64 characters after trimming, no control or invisible characters; unique
-//!   case-insensitively (Unicode lower case).
+//!   case-insensitively and across Unicode forms (NFKC, then lower case).
 //! - topic: up to 250 characters, one line; empty clears it.
 //! - message body: 1–4000 characters, not blank (`crate::text::is_blank`); newlines and tabs
 //!   allowed, as are the joiners emoji sequences need.
@@ -13,6 +13,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization as _;
 
 use crate::error::Error;
 use crate::text::{has_forbidden, is_blank};
@@ -22,6 +23,11 @@ pub const TOPIC_MAX: usize = 250;
 pub const MESSAGE_MAX: usize = 4000;
 pub const CLIENT_MSG_ID_MAX: usize = 64;
 pub const BAN_REASON_MAX: usize = 500;
+
+/// The form room names are compared in (uniqueness, lookup by name, the `q` filter).
+pub fn name_key(name: &str) -> String {
+    name.nfkc().collect::<String>().to_lowercase().nfkc().collect()
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomName {
@@ -39,10 +45,11 @@ impl RoomName {
                 format!("name must be 1-{ROOM_NAME_MAX} visible characters without control or invisible characters"),
             ));
         }
-        Ok(Self {
-            name: name.to_string(),
-            key: name.to_lowercase(),
-        })
+        // Stored as typed (NFC, so `é` is one code point either way); unique by a key that also
+        // folds compatibility forms and case, so `Café`, `cafe\u{301}` and `ｃａｆé` are one name.
+        let name: String = name.nfc().collect();
+        let key = name_key(&name);
+        Ok(Self { name, key })
     }
     pub fn as_str(&self) -> &str {
         &self.name
@@ -224,6 +231,15 @@ mod tests {
         assert_eq!(n.as_str(), "Général Chat");
         assert_eq!(n.key(), "général chat");
         assert_eq!(RoomName::parse("GÉNÉRAL CHAT").unwrap().key(), n.key());
+        let composed = RoomName::parse("Caf\u{E9}").unwrap();
+        for same in ["cafe\u{301}", "CAF\u{C9}", "\u{FF43}\u{FF41}\u{FF46}\u{E9}"] {
+            assert_eq!(RoomName::parse(same).unwrap().key(), composed.key(), "{same:?}");
+        }
+        assert_eq!(
+            RoomName::parse("cafe\u{301}").unwrap().as_str(),
+            "caf\u{E9}",
+            "stored composed"
+        );
         for bad in ["", "   ", &"x".repeat(65), "a\nb", "a\u{202E}b"] {
             assert_eq!(RoomName::parse(bad).unwrap_err().code(), "invalid_room_name", "{bad:?}");
         }

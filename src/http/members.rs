@@ -99,13 +99,13 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
 #[serde(deny_unknown_fields)]
 struct AddMember {
     username: String,
-    role: Option<Role>,
+    role: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SetRole {
-    role: Role,
+    role: String,
 }
 
 #[derive(Deserialize)]
@@ -153,7 +153,8 @@ async fn add(id: String, auth: Option<String>, body: Body, state: AppState) -> R
     let actor = actor(&state, auth).await?;
     let room = room_id(&id)?;
     let req: AddMember = parse_json(body)?;
-    let (member, new) = state.chat.add_member(&actor, room, &req.username, req.role).await?;
+    let role = req.role.as_deref().map(str::parse::<Role>).transpose()?;
+    let (member, new) = state.chat.add_member(&actor, room, &req.username, role).await?;
     Ok(json(created(new), &member))
 }
 
@@ -169,7 +170,7 @@ async fn set_role(
     let req: SetRole = parse_json(body)?;
     let member = state
         .chat
-        .set_role(&actor, room, &path_param(&username), req.role)
+        .set_role(&actor, room, &path_param(&username), req.role.parse()?)
         .await?;
     Ok(json(StatusCode::OK, &member))
 }

@@ -173,8 +173,14 @@ pub(crate) fn parse_json<T: DeserializeOwned>(body: Body) -> Result<T, ApiError>
     }
     serde_json::from_slice(&body).map_err(|e| {
         use serde_json::error::Category;
+        // serde reports some type mismatches (a number where an enum's name belongs) as syntax
+        // errors; if the body parses as JSON, the shape is what is wrong.
+        let well_formed = || serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok();
         match e.classify() {
             Category::Data => ApiError::bad_request("invalid_request", format!("invalid request body: {e}")),
+            Category::Syntax if well_formed() => {
+                ApiError::bad_request("invalid_request", format!("invalid request body: {e}"))
+            }
             _ => ApiError::bad_request("invalid_json", format!("the request body is not valid JSON: {e}")),
         }
     })

@@ -16,6 +16,7 @@ use super::{
 };
 use crate::app::AppState;
 use crate::chat::{RoomQuery, RoomUpdate, ROOMS_LIMIT};
+use crate::error::Error;
 
 pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
     let create = warp::path!("api" / "v1" / "rooms")
@@ -83,10 +84,14 @@ struct CreateRoom {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PatchRoom {
-    name: Option<String>,
+    // `null` is told apart from absent so that it can be refused: a room always has a name
+    // and a visibility.
+    #[serde(default, deserialize_with = "double_option")]
+    name: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
     topic: Option<Option<String>>,
-    visibility: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    visibility: Option<Option<String>>,
 }
 
 #[derive(Deserialize)]
@@ -130,9 +135,15 @@ async fn patch(id: String, auth: Option<String>, body: Body, state: AppState) ->
     let room = room_id(&id)?;
     let req: PatchRoom = parse_json(body)?;
     let update = RoomUpdate {
-        name: req.name,
+        name: req
+            .name
+            .map(|n| n.ok_or_else(|| Error::invalid("invalid_room_name", "a room's name cannot be removed")))
+            .transpose()?,
         topic: req.topic,
-        visibility: req.visibility,
+        visibility: req
+            .visibility
+            .map(|v| v.ok_or_else(|| Error::invalid("invalid_visibility", "visibility must be 'public' or 'private'")))
+            .transpose()?,
     };
     Ok(json(
         StatusCode::OK,

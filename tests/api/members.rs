@@ -95,9 +95,21 @@ async fn owners_add_and_promote_admins_add_members_and_ownership_transfers() {
     for (body, status, expected) in [
         (json!({"username": "nobody"}), 404, "user_not_found"),
         (json!({"username": "dave", "role": "owner"}), 422, "invalid_role"),
-        (json!({"username": "dave", "role": "king"}), 400, "invalid_request"),
+        (json!({"username": "dave", "role": "king"}), 422, "invalid_role"),
+        (json!({"username": "dave", "role": 3}), 400, "invalid_request"),
+        (json!({"username": "dave", "role": true}), 400, "invalid_request"),
     ] {
         let (s, b) = app.call("POST", &members, Some(&alice), Some(body.clone())).await;
+        assert_eq!((s, code(&b)), (status, expected), "{body}");
+    }
+    for (body, status, expected) in [
+        (json!({"role": "king"}), 422, "invalid_role"),
+        (json!({"role": 3}), 400, "invalid_request"),
+        (json!({}), 400, "invalid_request"),
+    ] {
+        let (s, b) = app
+            .call("PATCH", &format!("{members}/bob"), Some(&alice), Some(body.clone()))
+            .await;
         assert_eq!((s, code(&b)), (status, expected), "{body}");
     }
 

@@ -340,3 +340,73 @@ fn seqs(page: &Value) -> Vec<i64> {
         .map(|m| m["seq"].as_i64().unwrap())
         .collect()
 }
+
+#[tokio::test]
+async fn a_retry_is_answered_only_to_who_may_still_post() {
+    // Replaying a client_msg_id must not leak a private room's existence (or its moderation)
+    // to someone kicked or banned since.
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let send = |token: &str, room: &str| {
+        let path = format!("/api/v1/rooms/{room}/messages");
+        let token = token.to_string();
+        let app = &app;
+        // One id per room: the same id in two rooms is a client bug of its own.
+        let cmid = format!("r-{}", &room[..8]);
+        async move {
+            app.call(
+                "POST",
+                &path,
+                Some(&token),
+                Some(json!({"body": "hi", "client_msg_id": cmid})),
+            )
+            .await
+        }
+    };
+    let private = app.room(&alice, "secret", "private").await;
+    let public = app.room(&alice, "open", "public").await;
+    app.call(
+        "POST",
+        &format!("/api/v1/rooms/{private}/members"),
+        Some(&alice),
+        Some(json!({"username": "bob"})),
+    )
+    .await;
+    app.call("POST", &format!("/api/v1/rooms/{public}/join"), Some(&bob), None)
+        .await;
+    assert_eq!(send(&bob, &private).await.0, 201);
+    assert_eq!(send(&bob, &public).await.0, 201);
+    let (s, _) = send(&bob, &private).await;
+    assert_eq!(s, 201, "a member's retry returns the original");
+
+    let (s, _) = app
+        .call(
+            "DELETE",
+            &format!("/api/v1/rooms/{private}/members/bob"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (s, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/rooms/{public}/bans"),
+            Some(&alice),
+            Some(json!({"username": "bob"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+
+    let missing = uuid::Uuid::new_v4().to_string();
+    let (s, nowhere) = send(&bob, &missing).await;
+    assert_eq!(s, 404);
+    assert_eq!(
+        send(&bob, &private).await,
+        (404, nowhere),
+        "as if the room did not exist"
+    );
+    let (s, b) = send(&bob, &public).await;
+    assert_eq!((s, code(&b)), (403, "banned"));
+}

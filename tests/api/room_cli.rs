@@ -138,6 +138,7 @@ async fn room_commands_fail_with_one_line_and_the_documented_exit_code() {
         0,
         "an operator's room may have no owner"
     );
+    assert_eq!(room_cmd(&["create", "owned", "--owner", "alice"]).0, 0);
     for (args, exit, needle) in [
         (vec!["create", "GENERAL"], 1, "already exists"),
         (vec!["create", ""], 2, "name must be"),
@@ -152,6 +153,12 @@ async fn room_commands_fail_with_one_line_and_the_documented_exit_code() {
         (vec!["remove-member", "general", "alice"], 1, "not a member"),
         (vec!["set-role", "general", "alice", "king"], 2, "invalid value 'king'"),
         (vec!["archive"], 2, "ROOM"),
+        // The operator cannot leave a room without its owner either.
+        (
+            vec!["remove-member", "owned", "alice"],
+            1,
+            "make another member owner first",
+        ),
     ] {
         let (code, _, err) = room_cmd(&args);
         assert_eq!(code, exit, "{args:?}: {err}");

@@ -32,6 +32,13 @@ async fn creator_owns_a_new_room_and_names_are_unique_case_insensitively() {
         .call("POST", "/api/v1/rooms", Some(&alice), Some(json!({"name": "GÉNÉRAL"})))
         .await;
     assert_eq!((s, code(&b)), (409, "room_name_taken"), "{b}");
+    // ...and so is the same name in another Unicode form (a combining accent, full-width).
+    for lookalike in ["ge\u{301}ne\u{301}ral", "\u{FF27}\u{E9}n\u{E9}ral"] {
+        let (s, b) = app
+            .call("POST", "/api/v1/rooms", Some(&alice), Some(json!({"name": lookalike})))
+            .await;
+        assert_eq!((s, code(&b)), (409, "room_name_taken"), "{lookalike:?}: {b}");
+    }
 
     for (body, expected) in [
         (json!({"name": ""}), "invalid_room_name"),
@@ -216,6 +223,13 @@ async fn owner_and_admins_edit_a_room_members_cannot() {
         .call("PATCH", &path, Some(&bob), Some(json!({"visibility": "direct"})))
         .await;
     assert_eq!((s, code(&b)), (422, "invalid_visibility"));
+    for (body, expected) in [
+        (json!({"name": null}), "invalid_room_name"),
+        (json!({"visibility": null}), "invalid_visibility"),
+    ] {
+        let (s, b) = app.call("PATCH", &path, Some(&bob), Some(body.clone())).await;
+        assert_eq!((s, code(&b)), (422, expected), "{body}");
+    }
 }
 
 #[tokio::test]
