@@ -17,7 +17,8 @@ pub struct MigrateArgs {
 pub enum MigrateAction {
     /// Apply every pending migration (the default)
     Up,
-    /// List applied and pending migrations (exit 0 either way)
+    /// List applied and pending migrations (exit 0 whether or not some are pending; 1, after
+    /// the list, if an applied migration was edited or is unknown to this binary)
     Status,
 }
 
@@ -41,16 +42,23 @@ async fn act(database: &Database, action: MigrateAction) -> Result<(), CliError>
             }
         }
         MigrateAction::Status => {
-            for s in migrate::status(&conn, &migrations).await? {
-                match s.applied_at {
-                    Some(at) => print(format_args!(
-                        "applied  {}  {}",
-                        s.migration.label(),
-                        at.format(&time::format_description::well_known::Rfc3339)
-                            .unwrap_or_default()
-                    ))?,
-                    None => print(format_args!("pending  {}", s.migration.label()))?,
-                }
+            let status = migrate::status(&conn, &migrations).await?;
+            for s in &status {
+                let at = s
+                    .applied_at
+                    .and_then(|at| at.format(&time::format_description::well_known::Rfc3339).ok())
+                    .unwrap_or_default();
+                let (word, note) = match s.state {
+                    migrate::State::Applied => ("applied", ""),
+                    migrate::State::Pending => ("pending", ""),
+                    migrate::State::Edited { .. } => ("EDITED ", "  (the file changed after it was applied)"),
+                    migrate::State::Unknown => ("UNKNOWN", "  (applied by a newer chatd; not in this binary)"),
+                };
+                print(format_args!("{word}  {}  {at}{note}", s.label).to_string().trim_end())?;
+            }
+            // The list is printed either way; a state `migrate up` would refuse is a failure.
+            if let Some(problem) = status.iter().find_map(|s| s.problem(&migrations)) {
+                return Err(problem.into());
             }
         }
     }

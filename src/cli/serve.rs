@@ -93,7 +93,7 @@ async fn start(config: &Arc<Config>, database: &Database) -> Result<Application,
         let pending = migrate::status(&conn, &migrate::embedded()?)
             .await?
             .into_iter()
-            .filter(|s| s.applied_at.is_none())
+            .filter(|s| s.state == migrate::State::Pending)
             .count();
         if pending > 0 {
             tracing::warn!(

@@ -85,10 +85,44 @@ pub fn embedded() -> Result<Vec<Migration>, MigrateError> {
     Ok(out)
 }
 
+/// Where one migration stands in a database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    Pending,
+    Applied,
+    /// Applied, but the file in this binary differs from what was applied.
+    Edited {
+        applied_checksum: String,
+    },
+    /// Applied, but this binary has no such migration (a newer chatd applied it).
+    Unknown,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
-    pub migration: Migration,
+    /// `0001_accounts`.
+    pub label: String,
+    pub state: State,
     pub applied_at: Option<OffsetDateTime>,
+}
+
+impl Status {
+    /// Why `migrate up` must refuse to go on, if this row is a reason.
+    pub fn problem(&self, migrations: &[Migration]) -> Option<MigrateError> {
+        match &self.state {
+            State::Edited { applied_checksum } => Some(MigrateError::Edited {
+                label: self.label.clone(),
+                applied: applied_checksum.clone(),
+                file: migrations
+                    .iter()
+                    .find(|m| m.label() == self.label)
+                    .map(Migration::checksum)
+                    .unwrap_or_default(),
+            }),
+            State::Unknown => Some(MigrateError::Unknown(self.label.clone())),
+            State::Pending | State::Applied => None,
+        }
+    }
 }
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -113,11 +147,15 @@ async fn run_locked(client: &mut Client, migrations: &[Migration]) -> Result<Vec
     if !table_exists(client).await? {
         client.batch_execute(CREATE_TABLE).await?;
     }
-    let pending: Vec<Migration> = check(client, migrations)
-        .await?
-        .into_iter()
-        .filter(|s| s.applied_at.is_none())
-        .map(|s| s.migration)
+    let status = check(client, migrations).await?;
+    if let Some(problem) = status.iter().find_map(|s| s.problem(migrations)) {
+        return Err(problem);
+    }
+    let pending: Vec<Migration> = migrations
+        .iter()
+        .zip(&status)
+        .filter(|(_, s)| s.state == State::Pending)
+        .map(|(m, _)| m.clone())
         .collect();
     for m in &pending {
         let started = Instant::now();
@@ -138,14 +176,15 @@ async fn run_locked(client: &mut Client, migrations: &[Migration]) -> Result<Vec
     Ok(pending)
 }
 
-/// Every known migration with its applied time, after verifying checksums. Errors when an
-/// applied migration was edited or is unknown to this binary.
+/// Every migration with its state: applied, pending, edited since it was applied, or unknown
+/// to this binary. Never refuses: `status` is how an operator finds out what is wrong.
 pub async fn status(client: &Client, migrations: &[Migration]) -> Result<Vec<Status>, MigrateError> {
     if !table_exists(client).await? {
         return Ok(migrations
             .iter()
             .map(|m| Status {
-                migration: m.clone(),
+                label: m.label(),
+                state: State::Pending,
                 applied_at: None,
             })
             .collect());
@@ -160,6 +199,7 @@ async fn table_exists(client: &Client) -> Result<bool, MigrateError> {
         .get(0))
 }
 
+/// Every migration this binary knows, in order, then any the database has that it does not.
 async fn check(client: &Client, migrations: &[Migration]) -> Result<Vec<Status>, MigrateError> {
     let rows = client
         .query(
@@ -168,32 +208,41 @@ async fn check(client: &Client, migrations: &[Migration]) -> Result<Vec<Status>,
         )
         .await?;
     let mut applied = std::collections::HashMap::new();
+    let mut unknown = Vec::new();
     for row in rows {
         let version: i32 = row.get(0);
         let name: String = row.get(1);
         let checksum: String = row.get(2);
         let at: OffsetDateTime = row.get(3);
         match migrations.iter().find(|m| m.version == version) {
-            None => return Err(MigrateError::Unknown(format!("{version:04}_{name}"))),
-            Some(m) if m.checksum() != checksum => {
-                return Err(MigrateError::Edited {
-                    label: m.label(),
-                    applied: checksum,
-                    file: m.checksum(),
-                })
-            }
             Some(_) => {
-                applied.insert(version, at);
+                applied.insert(version, (checksum, at));
             }
+            None => unknown.push(Status {
+                label: format!("{version:04}_{name}"),
+                state: State::Unknown,
+                applied_at: Some(at),
+            }),
         }
     }
-    Ok(migrations
-        .iter()
-        .map(|m| Status {
-            migration: m.clone(),
-            applied_at: applied.get(&m.version).copied(),
-        })
-        .collect())
+    let known = migrations.iter().map(|m| {
+        let (state, applied_at) = match applied.remove(&m.version) {
+            None => (State::Pending, None),
+            Some((checksum, at)) if checksum == m.checksum() => (State::Applied, Some(at)),
+            Some((checksum, at)) => (
+                State::Edited {
+                    applied_checksum: checksum,
+                },
+                Some(at),
+            ),
+        };
+        Status {
+            label: m.label(),
+            state,
+            applied_at,
+        }
+    });
+    Ok(known.chain(unknown).collect())
 }
 
 #[cfg(test)]

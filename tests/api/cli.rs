@@ -242,6 +242,28 @@ async fn migrate_status_lists_applied_migrations() {
     let (code, stdout, _) = outcome(&run(chatd(dir.path(), Some(&app.db.url), &["migrate"])));
     assert_eq!(code, 0);
     assert!(stdout.contains("up to date (latest migration: 0002_rooms)"), "{stdout}");
+
+    // An edited or unknown migration: status still lists everything, then fails in one line.
+    let client = app.db.client().await;
+    client
+        .batch_execute(
+            "UPDATE schema_migrations SET checksum = 'tampered' WHERE version = 1; \
+             INSERT INTO schema_migrations (version, name, checksum, duration_ms) \
+             VALUES (999, 'from_the_future', 'x', 0)",
+        )
+        .await
+        .unwrap();
+    let (code, stdout, err) = outcome(&run(chatd(dir.path(), Some(&app.db.url), &["migrate", "status"])));
+    assert_eq!(code, 1, "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(lines[0].starts_with("EDITED   0001_accounts"), "{stdout}");
+    assert!(lines[1].starts_with("applied  0002_rooms"), "{stdout}");
+    assert!(lines[2].starts_with("UNKNOWN  0999_from_the_future"), "{stdout}");
+    assert!(err.contains("0001_accounts was edited"), "{err}");
+    let (code, _, err) = outcome(&run(chatd(dir.path(), Some(&app.db.url), &["migrate"])));
+    assert_eq!(code, 1);
+    assert!(err.contains("0001_accounts was edited"), "{err}");
 }
 
 fn postmaster_running(data: &Path) -> bool {
