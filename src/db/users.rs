@@ -91,7 +91,10 @@ pub async fn update_profile(
            display_name = CASE WHEN $2 THEN $3 ELSE display_name END, \
            bio          = CASE WHEN $4 THEN $5 ELSE bio END, \
            avatar_url   = CASE WHEN $6 THEN $7 ELSE avatar_url END, \
-           updated_at   = now() \
+           updated_at   = CASE WHEN ($2 AND $3 IS DISTINCT FROM display_name) \
+                                 OR ($4 AND $5 IS DISTINCT FROM bio) \
+                                 OR ($6 AND $7 IS DISTINCT FROM avatar_url) \
+                               THEN now() ELSE updated_at END \
          WHERE id = $1 RETURNING {COLUMNS}"
     );
     let flag = |f: &Option<Option<String>>| f.is_some();

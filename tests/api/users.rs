@@ -45,6 +45,16 @@ async fn patch_me_sets_clears_and_validates_fields() {
     assert_eq!((s, code(&b)), (400, "invalid_request"));
     let (_, me) = app.me(&t).await;
     assert_eq!(me["display_name"], "Jane", "failed updates changed nothing");
+
+    // A patch that changes nothing ({} or the same values) leaves updated_at alone.
+    assert!(me["updated_at"].is_string(), "{me}");
+    for body in [json!({}), json!({"display_name": "Jane", "bio": null})] {
+        let (s, after) = app
+            .call("PATCH", "/api/v1/users/me", Some(&t), Some(body.clone()))
+            .await;
+        assert_eq!(s, 200);
+        assert_eq!(after["updated_at"], me["updated_at"], "{body}");
+    }
 }
 
 #[tokio::test]
