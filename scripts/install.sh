@@ -83,7 +83,7 @@ elif $dry_run; then
     binary=${CARGO_TARGET_DIR:-$repo/target}/release/chatd
 else
     say "building: cargo build --release --locked"
-    (cd "$repo" && cargo build --release --locked)
+    (cd "$repo" && cargo build --release --locked) || { echo "install.sh: error: build failed" >&2; exit 1; }
     binary=${CARGO_TARGET_DIR:-$repo/target}/release/chatd
 fi
 
