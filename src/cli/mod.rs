@@ -5,6 +5,8 @@
 //! taken…); 2 usage or configuration error (bad flag, bad config key, invalid input such as
 //! a too-short password). Errors are one line on stderr: `chatd: error: …`.
 
+mod completions;
+mod man;
 mod migrate;
 mod room;
 mod serve;
@@ -58,6 +60,11 @@ pub enum Command {
     User(user::UserArgs),
     /// Manage rooms and their members directly in the database
     Room(room::RoomArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions(completions::CompletionsArgs),
+    /// Write the manual pages into a directory (for packagers and developers)
+    #[command(hide = true)]
+    Man(man::ManArgs),
 }
 
 /// A failure to report: one line and an exit status.
@@ -182,6 +189,13 @@ fn usage_error(e: clap::Error) -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
+    // These only describe the command line: no configuration is read, so a broken one
+    // cannot stand in their way.
+    match &cli.command {
+        Command::Completions(args) => return completions::run(args),
+        Command::Man(args) => return man::run(args),
+        _ => {}
+    }
     let mut config = Config::load(cli.config.as_deref())?;
     if let Some(dir) = cli.data_dir {
         config.server.data_dir = dir;
@@ -213,6 +227,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
             Command::Migrate(args) => migrate::run(config, args, signals).await,
             Command::User(args) => user::run(config, args, password, signals).await,
             Command::Room(args) => room::run(config, args, signals).await,
+            // Handled above, before the configuration was read.
+            Command::Completions(_) | Command::Man(_) => Ok(()),
         }
     })
 }

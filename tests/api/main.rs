@@ -10,6 +10,7 @@ mod health;
 mod members;
 mod messages;
 mod migrations;
+mod operator;
 mod room_cli;
 mod rooms;
 mod sessions;
