@@ -48,6 +48,10 @@ CREATE TABLE room_bans (
     created_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (room_id, user_id)
 );
+-- "Public rooms I am not banned from" looks bans up by user; deleting a user cascades by it.
+CREATE INDEX room_bans_user_idx ON room_bans (user_id);
+CREATE INDEX room_bans_banned_by_idx ON room_bans (banned_by) WHERE banned_by IS NOT NULL;
+CREATE INDEX rooms_created_by_idx ON rooms (created_by) WHERE created_by IS NOT NULL;
 
 -- Messages. A deleted message is a tombstone: body NULL, seq kept, so history has no holes.
 CREATE TABLE messages (
@@ -66,3 +70,8 @@ CREATE TABLE messages (
     UNIQUE (author_id, client_msg_id),
     CHECK ((deleted_at IS NULL) = (body IS NOT NULL))
 );
+-- Live messages by room and seq, with the author: unread counts (capped) and each room's last
+-- message are index-only scans of it.
+CREATE INDEX messages_live_idx ON messages (room_id, seq) INCLUDE (author_id) WHERE deleted_at IS NULL;
+-- Deleting a user sets deleted_by to NULL in the messages they moderated.
+CREATE INDEX messages_deleted_by_idx ON messages (deleted_by) WHERE deleted_by IS NOT NULL;

@@ -42,7 +42,20 @@ pub(crate) struct Access {
 /// Loads `room_id` for `actor`; with `lock`, holds the room row until the transaction ends.
 /// A room the actor may not see is `room_not_found`.
 pub(crate) async fn load(c: &impl GenericClient, actor: &Actor, room_id: Uuid, lock: bool) -> Result<Access> {
-    let row = rooms::access(c, room_id, actor.user_id(), lock)
+    let access = read(c, actor, room_id).await?;
+    if !lock {
+        return Ok(access);
+    }
+    // Only someone the room is visible to waits for its lock, so outsiders neither contend
+    // with its members nor learn from the wait. The access is then read again: a statement's
+    // snapshot is taken before it waits for a lock, so a membership, role or ban read together
+    // with the lock would describe the room as it was before the holder committed.
+    rooms::lock(c, room_id).await?;
+    read(c, actor, room_id).await
+}
+
+async fn read(c: &impl GenericClient, actor: &Actor, room_id: Uuid) -> Result<Access> {
+    let row = rooms::access(c, room_id, actor.user_id())
         .await?
         .ok_or_else(room_not_found)?;
     let access = Access {

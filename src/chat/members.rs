@@ -7,12 +7,14 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::access::{self, Action};
+use super::rooms::room_view;
 use super::types::BanReason;
 use super::{Actor, Chat, Page, Role, RoomView, MEMBERS_LIMIT};
 use crate::db::rooms;
 use crate::error::{Error, Result};
 use crate::page;
 use crate::users::Username;
+use tokio_postgres::GenericClient;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct MemberView {
@@ -43,18 +45,17 @@ impl Chat {
         let Some(me) = actor.user_id() else {
             return Err(Error::invalid("invalid_actor", "only users join rooms"));
         };
-        {
-            let mut conn = self.db.conn().await?;
-            let tx = conn.transaction().await?;
-            let room = access::load(&tx, actor, room_id, true).await?;
-            room.require(Action::Read)?;
-            if room.role.is_none() {
-                room.writable()?;
-                rooms::add_member(&tx, room_id, me, Role::Member.as_str()).await?;
-                tx.commit().await?;
-            }
+        let mut conn = self.db.conn().await?;
+        let tx = conn.transaction().await?;
+        let room = access::load(&tx, actor, room_id, true).await?;
+        room.require(Action::Read)?;
+        if room.role.is_none() {
+            room.writable()?;
+            rooms::add_member(&tx, room_id, me, Role::Member.as_str()).await?;
         }
-        self.room(actor, room_id).await
+        let view = room_view(&tx, actor, room_id).await?;
+        tx.commit().await?;
+        Ok(view)
     }
 
     /// Leaves a room. The owner must hand ownership over first, unless they are the last
@@ -68,7 +69,7 @@ impl Chat {
         let room = access::load(&tx, actor, room_id, true).await?;
         let role = room.member()?;
         room.not_direct()?;
-        let last = rooms::member_count(&tx, room_id).await? == 1;
+        let last = !rooms::has_other_members(&tx, room_id, me).await?;
         if role == Role::Owner && !last {
             return Err(Error::conflict(
                 "owner_must_transfer",
@@ -148,8 +149,9 @@ impl Chat {
             ));
         }
         let added = rooms::add_member(&tx, room_id, user.id, role.as_str()).await?;
+        let view = member_view(&tx, room_id, &user.username).await?;
         tx.commit().await?;
-        Ok((self.member(room_id, &user.username).await?, added))
+        Ok((view, added))
     }
 
     /// Changes a member's role (owner). Giving someone `owner` transfers ownership: the
@@ -180,8 +182,9 @@ impl Chat {
             }
             rooms::set_role(&tx, room_id, user.id, role.as_str()).await?;
         }
+        let view = member_view(&tx, room_id, &user.username).await?;
         tx.commit().await?;
-        self.member(room_id, &user.username).await
+        Ok(view)
     }
 
     /// Removes a member (owner and admins, on members below them). Removing yourself is leaving.
@@ -238,12 +241,11 @@ impl Chat {
         room.outranks(target)?;
         rooms::remove_member(&tx, room_id, user.id).await?;
         let created = rooms::ban(&tx, room_id, user.id, actor.user_id(), reason.as_deref()).await?;
-        tx.commit().await?;
-        let conn = self.db.conn().await?;
-        let ban = rooms::bans(&*conn, room_id, None, 1, Some(user.id))
+        let ban = rooms::bans(&tx, room_id, None, 1, Some(user.id))
             .await?
             .pop()
             .ok_or_else(|| Error::Internal("a ban just stored is missing".into()))?;
+        tx.commit().await?;
         Ok((BanView::from(ban), created))
     }
 
@@ -282,18 +284,18 @@ impl Chat {
         let rows = rooms::bans(&*conn, room_id, after.as_deref(), limit + 1, None).await?;
         Page::from_rows(rows, limit, |r| r.username.clone(), |r| Ok(BanView::from(r)))
     }
+}
 
-    async fn member(&self, room_id: Uuid, username: &str) -> Result<MemberView> {
-        let conn = self.db.conn().await?;
-        let rows = rooms::members(&*conn, room_id, None, 1, Some(username)).await?;
-        let r = rows.into_iter().next().ok_or_else(|| member_not_found(username))?;
-        Ok(MemberView {
-            role: r.role.parse()?,
-            username: r.username,
-            display_name: r.display_name,
-            joined_at: r.joined_at,
-        })
-    }
+/// One member, read inside the caller's transaction (see `rooms::room_view` for why).
+async fn member_view(c: &impl GenericClient, room_id: Uuid, username: &str) -> Result<MemberView> {
+    let rows = rooms::members(c, room_id, None, 1, Some(username)).await?;
+    let r = rows.into_iter().next().ok_or_else(|| member_not_found(username))?;
+    Ok(MemberView {
+        role: r.role.parse()?,
+        username: r.username,
+        display_name: r.display_name,
+        joined_at: r.joined_at,
+    })
 }
 
 impl From<rooms::BanRecord> for BanView {

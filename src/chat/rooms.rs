@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 use time::OffsetDateTime;
+use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::access::{self, Action};
@@ -121,29 +122,14 @@ impl Chat {
         if let Some(owner) = owner {
             rooms::add_member(&tx, id, owner, Role::Owner.as_str()).await?;
         }
+        let view = room_view(&tx, actor, id).await?;
         tx.commit().await?;
-        self.room(actor, id).await
+        Ok(view)
     }
 
     /// One room, as `actor` sees it.
     pub async fn room(&self, actor: &Actor, room_id: Uuid) -> Result<RoomView> {
-        let conn = self.db.conn().await?;
-        access::load(&*conn, actor, room_id, false)
-            .await?
-            .require(Action::Read)?;
-        let filter = RoomFilter {
-            include_archived: true,
-            room: Some(room_id),
-            ..RoomFilter::default()
-        };
-        let viewer = actor.user_id();
-        // The access check passed, so the listing shows the room (as the operator sees it if
-        // the viewer is banned… which `require` already refused).
-        let row = rooms::list(&*conn, viewer, &filter, None, 1)
-            .await?
-            .pop()
-            .ok_or_else(room_not_found)?;
-        RoomView::try_from(row)
+        room_view(&*self.db.conn().await?, actor, room_id).await
     }
 
     /// Public rooms and the actor's rooms (`mine`: only the latter), by name, then direct rooms.
@@ -197,8 +183,9 @@ impl Chat {
             let name = name.as_ref().map(RoomName::as_str).unwrap_or_default();
             return Err(name_taken(name));
         }
+        let view = room_view(&tx, actor, room_id).await?;
         tx.commit().await?;
-        self.room(actor, room_id).await
+        Ok(view)
     }
 
     /// Archives a room (owner): read-only from now on, history kept.
@@ -271,10 +258,28 @@ impl Chat {
             // It exists (a concurrent creator's insert is waited for, then seen here).
             None => rooms::id_by_direct_key(&tx, &key).await?.ok_or_else(room_not_found)?,
         };
+        let view = room_view(&tx, actor, id).await?;
         tx.commit().await?;
-        let created = inserted.is_some();
-        Ok((self.room(actor, id).await?, created))
+        Ok((view, inserted.is_some()))
     }
+}
+
+/// One room as `actor` sees it, read on `c` — inside the caller's transaction when there is
+/// one, so a change is answered with what it wrote (not what a later change left), and on the
+/// connection already held (a second one from the pool could wait on a pool it is exhausting).
+pub(super) async fn room_view(c: &impl GenericClient, actor: &Actor, room_id: Uuid) -> Result<RoomView> {
+    access::load(c, actor, room_id, false).await?.require(Action::Read)?;
+    let filter = RoomFilter {
+        include_archived: true,
+        room: Some(room_id),
+        ..RoomFilter::default()
+    };
+    // The access check passed, so the listing shows the room.
+    let row = rooms::list(c, actor.user_id(), &filter, None, 1)
+        .await?
+        .pop()
+        .ok_or_else(room_not_found)?;
+    RoomView::try_from(row)
 }
 
 /// A room cursor's key: `0|1` (named or direct), the id, then the name key.

@@ -160,7 +160,12 @@ pub async fn mark_read(
     Ok(row.map(|r| r.get(0)))
 }
 
-/// Messages after `seq` that `user` did not write and that are not deleted.
+/// Unread counts stop here: a badge shows "999+" long before, and counting a million unread
+/// messages would make every room list slow.
+pub const UNREAD_CAP: i64 = 1000;
+
+/// Messages after `seq` that `user` did not write and that are not deleted, up to
+/// `UNREAD_CAP`.
 pub async fn unread_count(
     c: &impl GenericClient,
     room: Uuid,
@@ -169,9 +174,9 @@ pub async fn unread_count(
 ) -> Result<i64, tokio_postgres::Error> {
     let row = c
         .query_one(
-            "SELECT count(*) FROM messages WHERE room_id = $1 AND seq > $3 AND deleted_at IS NULL \
-             AND author_id IS DISTINCT FROM $2",
-            &[&room, &user, &seq],
+            "SELECT count(*) FROM (SELECT 1 FROM messages WHERE room_id = $1 AND seq > $3 \
+               AND deleted_at IS NULL AND author_id IS DISTINCT FROM $2 LIMIT $4) s",
+            &[&room, &user, &seq, &UNREAD_CAP],
         )
         .await?;
     Ok(row.get(0))

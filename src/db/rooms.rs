@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
-use super::messages::MessageRecord;
+use super::messages::{MessageRecord, UNREAD_CAP};
 
 #[derive(Debug, Clone)]
 pub struct RoomRecord {
@@ -46,20 +46,17 @@ pub struct RoomAccess {
     pub banned: bool,
 }
 
-/// The room and `user`'s membership and ban in it. `lock` takes the room row's lock
-/// (inside a transaction) so membership changes on one room are serialized.
+/// The room and `user`'s membership and ban in it.
 pub async fn access(
     c: &impl GenericClient,
     room_id: Uuid,
     user: Option<Uuid>,
-    lock: bool,
 ) -> Result<Option<RoomAccess>, tokio_postgres::Error> {
     let sql = format!(
         "SELECT {ROOM_COLUMNS}, m.role, m.last_read_seq, \
                 EXISTS (SELECT 1 FROM room_bans b WHERE b.room_id = r.id AND b.user_id = $2) \
          FROM rooms r LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $2 \
-         WHERE r.id = $1{}",
-        if lock { " FOR UPDATE OF r" } else { "" }
+         WHERE r.id = $1"
     );
     let row = c.query_opt(&sql, &[&room_id, &user]).await?;
     Ok(row.map(|r| RoomAccess {
@@ -68,6 +65,15 @@ pub async fn access(
         last_read_seq: r.get(ROOM_WIDTH + 1),
         banned: r.get(ROOM_WIDTH + 2),
     }))
+}
+
+/// Takes the room row's lock until the transaction ends: membership changes and message
+/// inserts on one room are serialized by it. `NO KEY UPDATE` leaves foreign-key checks
+/// (which take `KEY SHARE`) unblocked.
+pub async fn lock(c: &impl GenericClient, room_id: Uuid) -> Result<(), tokio_postgres::Error> {
+    c.execute("SELECT 1 FROM rooms WHERE id = $1 FOR NO KEY UPDATE", &[&room_id])
+        .await?;
+    Ok(())
 }
 
 pub async fn id_by_name_key(c: &impl GenericClient, key: &str) -> Result<Option<Uuid>, tokio_postgres::Error> {
@@ -219,8 +225,9 @@ pub async fn list(
     let sql = format!(
         "SELECT {ROOM_COLUMNS}, r.name_key, m.role, \
             CASE WHEN m.user_id IS NOT NULL THEN \
-              (SELECT count(*) FROM messages u WHERE u.room_id = r.id AND u.seq > m.last_read_seq \
-                 AND u.deleted_at IS NULL AND u.author_id IS DISTINCT FROM $1) END, \
+              (SELECT count(*) FROM (SELECT 1 FROM messages u WHERE u.room_id = r.id \
+                 AND u.seq > m.last_read_seq AND u.deleted_at IS NULL \
+                 AND u.author_id IS DISTINCT FROM $1 LIMIT {UNREAD_CAP}) unread) END, \
             (SELECT count(*) FROM room_members x WHERE x.room_id = r.id), \
             CASE WHEN r.visibility = 'direct' THEN \
               (SELECT array_agg(du.username ORDER BY du.username) FROM room_members d \
@@ -334,9 +341,14 @@ pub async fn owner(c: &impl GenericClient, room: Uuid) -> Result<Option<Uuid>, t
     Ok(row.map(|r| r.get(0)))
 }
 
-pub async fn member_count(c: &impl GenericClient, room: Uuid) -> Result<i64, tokio_postgres::Error> {
+/// Whether `room` has a member other than `user` (cheap whatever the room's size: it stops
+/// at the first one).
+pub async fn has_other_members(c: &impl GenericClient, room: Uuid, user: Uuid) -> Result<bool, tokio_postgres::Error> {
     let row = c
-        .query_one("SELECT count(*) FROM room_members WHERE room_id = $1", &[&room])
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id <> $2)",
+            &[&room, &user],
+        )
         .await?;
     Ok(row.get(0))
 }

@@ -594,3 +594,35 @@ async fn an_interrupted_initdb_is_redone_and_a_foreign_cluster_dir_refused() {
     assert!(err.contains("not a complete PostgreSQL cluster"), "{err}");
     assert!(data.join("postgres/notes.txt").exists());
 }
+
+#[tokio::test]
+async fn serve_flags_beat_the_environment_and_no_migrate_leaves_the_schema_alone() {
+    let db = crate::helpers::TestDb::empty().await;
+    let dir = scratch_dir();
+    let mut serve = chatd(
+        dir.path(),
+        Some(&db.url),
+        &["serve", "--bind", "127.0.0.1:0", "--no-migrate"],
+    );
+    // The environment asks for port 1 and auto-migration; the flags win.
+    serve
+        .env("CHATD_SERVER__BIND", "127.0.0.1:1")
+        .env("CHATD_DATABASE__AUTO_MIGRATE", "true")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = ChildGuard(serve.spawn().unwrap());
+    let (addr, log) = wait_for_listen(child.stderr.take().unwrap());
+    assert!(addr.starts_with("127.0.0.1:") && !addr.ends_with(":1"), "{addr}");
+    let migrated: bool = db
+        .client()
+        .await
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!migrated, "--no-migrate applied nothing");
+    let (status, log) = signal_and_wait(&mut child, Signal::SIGTERM, log);
+    assert!(status.success(), "{log}");
+    assert!(log.contains("migrations are pending and auto_migrate is off"), "{log}");
+}

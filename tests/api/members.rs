@@ -482,3 +482,97 @@ fn roles(page: &Value) -> Vec<(&str, &str)> {
         .map(|m| (m["username"].as_str().unwrap(), m["role"].as_str().unwrap()))
         .collect()
 }
+
+/// Races a moderation change against the target's own action, many times, with small
+/// staggers so that either may take the room's lock first. Bounded: 40 rounds.
+#[tokio::test]
+async fn racing_moderation_never_leaves_a_banned_member_or_an_ownerless_room() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner").await;
+    let bob = app.user("bob").await;
+    let db = app.db.client().await;
+    let stagger = |i: u64| tokio::time::sleep(std::time::Duration::from_micros((i % 10) * 200));
+
+    // A ban racing a join: bob ends up banned or a member (if the join went first, the ban
+    // removed him), never both.
+    let room = app.room(&owner, "ban-race", "public").await;
+    for i in 0..40u64 {
+        let bans = format!("/api/v1/rooms/{room}/bans");
+        let join = format!("/api/v1/rooms/{room}/join");
+        let (_, (joined, _)) = tokio::join!(
+            app.call("POST", &bans, Some(&owner), Some(json!({"username": "bob"}))),
+            async {
+                stagger(i).await;
+                app.call("POST", &join, Some(&bob), None).await
+            }
+        );
+        let row = db
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM room_members m JOIN users u ON u.id = m.user_id \
+                   WHERE u.username = 'bob' AND m.room_id = $1::text::uuid), \
+                        EXISTS (SELECT 1 FROM room_bans b JOIN users u ON u.id = b.user_id \
+                   WHERE u.username = 'bob' AND b.room_id = $1::text::uuid)",
+                &[&room],
+            )
+            .await
+            .unwrap();
+        let (member, banned): (bool, bool) = (row.get(0), row.get(1));
+        assert!(
+            banned && !member,
+            "round {i}: member={member} banned={banned} (join {joined})"
+        );
+        let (s, _) = app.call("DELETE", &format!("{bans}/bob"), Some(&owner), None).await;
+        assert_eq!(s, 204);
+    }
+
+    // An ownership transfer racing the new owner's leave: the room keeps exactly one owner.
+    for i in 0..40u64 {
+        let room = app.room(&owner, &format!("transfer-race-{i}"), "public").await;
+        app.call("POST", &format!("/api/v1/rooms/{room}/join"), Some(&bob), None)
+            .await;
+        let member = format!("/api/v1/rooms/{room}/members/bob");
+        let leave = format!("/api/v1/rooms/{room}/leave");
+        let ((transferred, _), (left, _)) = tokio::join!(
+            app.call("PATCH", &member, Some(&owner), Some(json!({"role": "owner"}))),
+            async {
+                stagger(i).await;
+                app.call("POST", &leave, Some(&bob), None).await
+            }
+        );
+        let owners: i64 = db
+            .query_one(
+                "SELECT count(*) FROM room_members WHERE room_id = $1::text::uuid AND role = 'owner'",
+                &[&room],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(owners, 1, "round {i}: transfer {transferred}, leave {left}");
+    }
+}
+
+#[tokio::test]
+async fn writes_answer_from_their_own_connection_even_with_a_pool_of_one() {
+    // Each change is answered from inside its transaction; one that asked the pool for a
+    // second connection while holding the first would wait out the pool timeout and 503.
+    let app = TestApp::spawn_with(|c| c.database.pool_size = 1).await;
+    let owner = app.user("owner").await;
+    app.user("bob").await;
+    let room = app.room(&owner, "tiny-pool", "public").await;
+    let members = format!("/api/v1/rooms/{room}/members");
+    for (method, path, body, status) in [
+        ("POST", members.clone(), json!({"username": "bob"}), 201),
+        ("PATCH", format!("{members}/bob"), json!({"role": "admin"}), 200),
+        ("PATCH", format!("/api/v1/rooms/{room}"), json!({"topic": "t"}), 200),
+        (
+            "POST",
+            format!("/api/v1/rooms/{room}/bans"),
+            json!({"username": "bob"}),
+            201,
+        ),
+        ("POST", "/api/v1/dms".to_string(), json!({"username": "bob"}), 201),
+    ] {
+        let (s, b) = app.call(method, &path, Some(&owner), Some(body)).await;
+        assert_eq!(s, status, "{method} {path}: {b}");
+    }
+}
