@@ -54,6 +54,16 @@ pub(crate) async fn load(c: &impl GenericClient, actor: &Actor, room_id: Uuid, l
     read(c, actor, room_id).await
 }
 
+/// Loads and locks a named (not direct) room for a membership or settings change that
+/// `action` allows, refusing archived rooms — the checks every moderation step starts with.
+pub(crate) async fn for_change(c: &impl GenericClient, actor: &Actor, room_id: Uuid, action: Action) -> Result<Access> {
+    let room = load(c, actor, room_id, true).await?;
+    room.require(action)?;
+    room.not_direct()?;
+    room.writable()?;
+    Ok(room)
+}
+
 async fn read(c: &impl GenericClient, actor: &Actor, room_id: Uuid) -> Result<Access> {
     let row = rooms::access(c, room_id, actor.user_id())
         .await?

@@ -126,10 +126,7 @@ impl Chat {
         let role = role.unwrap_or(Role::Member);
         let mut conn = self.db.conn().await?;
         let tx = conn.transaction().await?;
-        let room = access::load(&tx, actor, room_id, true).await?;
-        room.require(Action::Moderate)?;
-        room.not_direct()?;
-        room.writable()?;
+        let room = access::for_change(&tx, actor, room_id, Action::Moderate).await?;
         match role {
             Role::Owner => {
                 return Err(Error::invalid(
@@ -159,10 +156,7 @@ impl Chat {
     pub async fn set_role(&self, actor: &Actor, room_id: Uuid, username: &str, role: Role) -> Result<MemberView> {
         let mut conn = self.db.conn().await?;
         let tx = conn.transaction().await?;
-        let room = access::load(&tx, actor, room_id, true).await?;
-        room.require(Action::Own)?;
-        room.not_direct()?;
-        room.writable()?;
+        access::for_change(&tx, actor, room_id, Action::Own).await?;
         let user = self.any_user(&tx, username).await?;
         let current: Role = rooms::role_of(&tx, room_id, user.id)
             .await?
@@ -196,10 +190,7 @@ impl Chat {
         }
         let mut conn = self.db.conn().await?;
         let tx = conn.transaction().await?;
-        let room = access::load(&tx, actor, room_id, true).await?;
-        room.require(Action::Moderate)?;
-        room.not_direct()?;
-        room.writable()?;
+        let room = access::for_change(&tx, actor, room_id, Action::Moderate).await?;
         let user = self.any_user(&tx, username).await?;
         let target: Role = rooms::role_of(&tx, room_id, user.id)
             .await?
@@ -226,10 +217,7 @@ impl Chat {
             .and_then(BanReason::into_inner);
         let mut conn = self.db.conn().await?;
         let tx = conn.transaction().await?;
-        let room = access::load(&tx, actor, room_id, true).await?;
-        room.require(Action::Moderate)?;
-        room.not_direct()?;
-        room.writable()?;
+        let room = access::for_change(&tx, actor, room_id, Action::Moderate).await?;
         let user = self.any_user(&tx, username).await?;
         if actor.user_id() == Some(user.id) {
             return Err(Error::invalid("cannot_ban_self", "you cannot ban yourself"));
@@ -253,9 +241,7 @@ impl Chat {
     pub async fn unban(&self, actor: &Actor, room_id: Uuid, username: &str) -> Result<()> {
         let mut conn = self.db.conn().await?;
         let tx = conn.transaction().await?;
-        let room = access::load(&tx, actor, room_id, true).await?;
-        room.require(Action::Moderate)?;
-        room.writable()?;
+        access::for_change(&tx, actor, room_id, Action::Moderate).await?;
         let user = self.any_user(&tx, username).await?;
         if !rooms::unban(&tx, room_id, user.id).await? {
             return Err(Error::not_found(

@@ -169,10 +169,7 @@ impl Chat {
             .transpose()?;
         let mut conn = self.db.conn().await?;
         let tx = conn.transaction().await?;
-        let room = access::load(&tx, actor, room_id, true).await?;
-        room.require(Action::Moderate)?;
-        room.not_direct()?;
-        room.writable()?;
+        access::for_change(&tx, actor, room_id, Action::Moderate).await?;
         let change = RoomChange {
             name: name.as_ref().map(|n| (n.as_str().to_string(), n.key().to_string())),
             topic,
