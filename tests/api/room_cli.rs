@@ -5,16 +5,19 @@ use serde_json::{json, Value};
 use crate::cli::{chatd, outcome, run};
 use crate::helpers::{code, scratch_dir, TestApp};
 
+/// `chatd room ARGS…`: exit status, stdout, stderr.
+fn room(dir: &std::path::Path, url: Option<&str>, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["room"];
+    all.extend_from_slice(args);
+    outcome(&run(chatd(dir, url, &all)))
+}
+
 #[tokio::test]
 async fn room_commands_manage_rooms_the_api_sees() {
     let app = TestApp::spawn().await;
     let dir = scratch_dir();
     let url = Some(app.db.url.as_str());
-    let room_cmd = |args: &[&str]| {
-        let mut all = vec!["room"];
-        all.extend_from_slice(args);
-        outcome(&run(chatd(dir.path(), url, &all)))
-    };
+    let room_cmd = |args: &[&str]| room(dir.path(), url, args);
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
 
@@ -127,11 +130,7 @@ async fn room_commands_fail_with_one_line_and_the_documented_exit_code() {
     let app = TestApp::spawn().await;
     let dir = scratch_dir();
     let url = Some(app.db.url.as_str());
-    let room_cmd = |args: &[&str]| {
-        let mut all = vec!["room"];
-        all.extend_from_slice(args);
-        outcome(&run(chatd(dir.path(), url, &all)))
-    };
+    let room_cmd = |args: &[&str]| room(dir.path(), url, args);
     app.user("alice").await;
     assert_eq!(
         room_cmd(&["create", "general"]).0,
