@@ -5,21 +5,24 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
 
-/// warp logs every malformed HTTP connection (bad Content-Length, over-long URI…) at ERROR:
-/// those are the client's errors, and any client could flood the log with them. Silenced
-/// unless the operator's filter names this target itself.
-const CLIENT_CONNECTION_ERRORS: &str = "warp::server::run";
+/// Directives added to the operator's filter unless it names the target itself:
+/// - warp logs every malformed HTTP connection (bad Content-Length, over-long URI…) at ERROR:
+///   those are the client's errors, and any client could flood the log with them.
+/// - warp's request tracing logs every 4xx answer at WARN; `chatd::http` already logs each
+///   request with its status at INFO, and a client's mistake is not the operator's warning.
+///   Its ERROR lines (5xx) stay.
+const QUIET: [(&str, &str); 2] = [("warp::server::run", "off"), ("warp::filters::trace", "error")];
 
 pub fn init(log: &LogConfig) {
-    let spec = std::env::var("RUST_LOG")
+    let mut spec = std::env::var("RUST_LOG")
         .ok()
         .filter(|f| EnvFilter::try_new(f).is_ok())
         .unwrap_or_else(|| log.level.clone());
-    let spec = if spec.contains(CLIENT_CONNECTION_ERRORS) {
-        spec
-    } else {
-        format!("{spec},{CLIENT_CONNECTION_ERRORS}=off")
-    };
+    for (target, level) in QUIET {
+        if !spec.contains(target) {
+            spec = format!("{spec},{target}={level}");
+        }
+    }
     let filter = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
