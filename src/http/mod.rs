@@ -29,7 +29,7 @@ use crate::page::Limit;
 pub use error::ApiError;
 
 /// The whole HTTP surface.
-pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone {
+pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = warp::Rejection> + Clone {
     let api = accounts::routes(&state)
         .or(users::routes(&state))
         .unify()
@@ -42,10 +42,13 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = s
         .or(messages::routes(&state))
         .unify()
         .or(health::routes(&state))
-        .unify();
-    api.recover(error::recover)
         .unify()
-        .with(warp::reply::with::headers(security_headers()))
+        // Boxed: the nested `Or` types grow with every route, and past a depth rustc's trait
+        // solver gives up in release builds (E0275 overflow evaluating `Unpin`).
+        .recover(error::recover)
+        .unify()
+        .boxed();
+    api.with(warp::reply::with::headers(security_headers()))
         .with(warp::trace(|info| {
             // One span per request; everything logged while handling it carries the id.
             tracing::info_span!("request", id = %uuid::Uuid::new_v4().simple(), method = %info.method(), path = info.path())
