@@ -58,6 +58,9 @@ done
 [ -n "$prefix" ] || die_usage "--prefix must not be empty"
 prefix=${prefix%/}
 [ -n "$prefix" ] || prefix=/
+# The unit names these paths; systemd only takes absolute ones.
+case "$prefix" in /*) ;; *) die_usage "--prefix must be an absolute path, not '$prefix'" ;; esac
+case "$sysconfdir" in '' | /*) ;; *) die_usage "--sysconfdir must be an absolute path, not '$sysconfdir'" ;; esac
 if [ -z "$sysconfdir" ]; then
     case "$prefix" in
         /usr | /usr/local) sysconfdir=/etc ;;
@@ -78,6 +81,11 @@ if [ -n "$binary" ]; then
     if ! { [ -f "$binary" ] && [ -x "$binary" ]; }; then
         die_usage "--binary $binary is not an executable file"
     fi
+    # It generates the completions below: make sure it is chatd before anything is installed.
+    case "$("$binary" --version 2>/dev/null)" in
+        "chatd "*) ;;
+        *) die_usage "--binary $binary is not a chatd binary ('$binary --version' does not say chatd)" ;;
+    esac
 elif $dry_run; then
     say "would build: cargo build --release --locked"
     binary=${CARGO_TARGET_DIR:-$repo/target}/release/chatd

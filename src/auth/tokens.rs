@@ -130,36 +130,41 @@ fn generated_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
     use anyhow::Context as _;
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
-    if let Ok(s) = std::fs::read_to_string(path) {
+    let read = |path: &Path| -> anyhow::Result<Vec<u8>> {
+        let s = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         let s = s.trim().as_bytes().to_vec();
         anyhow::ensure!(
             s.len() >= MIN_JWT_SECRET_BYTES,
             "{} is too short: delete it to generate a new one",
             path.display()
         );
-        return Ok(s);
+        Ok(s)
+    };
+    match std::fs::metadata(path) {
+        Ok(_) => return read(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut bytes = [0u8; 48];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let secret = URL_SAFE_NO_PAD.encode(bytes);
     // create_new: two processes racing both end up reading the winner's file.
-    match std::fs::OpenOptions::new()
+    let mut file = match std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
     {
-        Ok(mut f) => {
-            f.write_all(secret.as_bytes())
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            Ok(secret.into_bytes())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => generated_secret(path),
-        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
-    }
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return read(path),
+        Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
+    };
+    crate::db::datadir::give_to_dir_owner(&file, dir).with_context(|| format!("cannot chown {}", path.display()))?;
+    file.write_all(secret.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(secret.into_bytes())
 }
 
 #[cfg(test)]

@@ -257,7 +257,7 @@ fn environment(roff: &mut Roff, cmd: &clap::Command) {
         italic("SECTION"),
         bold("__"),
         italic("KEY"),
-        roman(" (two underscores). An unknown or invalid variable is an error (exit status 2)."),
+        roman(" (two underscores). An unknown key in such a variable, or an invalid value, is an error (exit status 2); other CHATD_ variables are not configuration and are ignored."),
     ]);
     for arg in cmd.get_arguments() {
         if let (Some(variable), Some(help)) = (arg.get_env(), arg.get_help()) {

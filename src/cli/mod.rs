@@ -162,16 +162,16 @@ pub(crate) fn print(text: impl std::fmt::Display) -> Result<(), CliError> {
 /// (clap's own is several lines: usage and a hint), with exit status 2.
 fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
     if matches!(
         e.kind(),
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand
     ) {
-        let _ = e.print();
-        return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-            ExitCode::from(EXIT_USAGE)
-        } else {
-            ExitCode::SUCCESS
-        };
+        eprintln!("chatd: error: {}", missing_subcommand(std::env::args().skip(1)));
+        return ExitCode::from(EXIT_USAGE);
     }
     // clap's message runs up to the first blank line (a missing-argument error names the
     // arguments on the lines after its first); usage and hints follow. Fold it into one line.
@@ -186,6 +186,31 @@ fn usage_error(e: clap::Error) -> ExitCode {
     };
     eprintln!("chatd: error: {message} (see `chatd --help`)");
     ExitCode::from(EXIT_USAGE)
+}
+
+/// "`chatd user` needs a subcommand: create, list, … (see `chatd user --help`)", for the
+/// command the arguments name (options and their values are skipped).
+fn missing_subcommand(args: impl Iterator<Item = String>) -> String {
+    use clap::CommandFactory as _;
+    let mut command = Cli::command();
+    let mut path = vec![command.get_name().to_string()];
+    for arg in args {
+        let Some(sub) = command.find_subcommand(&arg).cloned() else {
+            continue;
+        };
+        path.push(sub.get_name().to_string());
+        command = sub;
+    }
+    let choices: Vec<&str> = command
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .map(|c| c.get_name())
+        .collect();
+    let path = path.join(" ");
+    format!(
+        "`{path}` needs a subcommand: {} (see `{path} --help`)",
+        choices.join(", ")
+    )
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {

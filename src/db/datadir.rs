@@ -33,12 +33,29 @@ fn open(dir: &Path, name: &str) -> Result<File, LockError> {
         source,
     };
     std::fs::create_dir_all(dir).map_err(io)?;
-    File::options()
+    let file = File::options()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(io)
+        .map_err(io)?;
+    give_to_dir_owner(&file, dir).map_err(io)?;
+    Ok(file)
+}
+
+/// Root working in a data dir that belongs to a service account (`sudo chatd user …`) must
+/// not leave files the service cannot open (lock files, the generated secret): a file root
+/// creates there goes to the directory's owner.
+pub fn give_to_dir_owner(file: &File, dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    if !nix::unistd::Uid::effective().is_root() {
+        return Ok(());
+    }
+    let owner = std::fs::metadata(dir)?;
+    if owner.uid() != 0 {
+        std::os::unix::fs::fchown(file, Some(owner.uid()), Some(owner.gid()))?;
+    }
+    Ok(())
 }
 
 /// Takes `serve.lock` for the caller's lifetime (drop the file to release it).

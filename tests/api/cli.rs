@@ -626,3 +626,50 @@ async fn serve_flags_beat_the_environment_and_no_migrate_leaves_the_schema_alone
     assert!(status.success(), "{log}");
     assert!(log.contains("migrations are pending and auto_migrate is off"), "{log}");
 }
+
+#[tokio::test]
+async fn root_works_in_a_service_accounts_data_dir_as_that_account() {
+    // `sudo chatd user create …` against the systemd unit's data dir (owned by the chatd
+    // account, mode 0700) must reach the service's own cluster and leave every file it makes
+    // to that account — not start a second cluster as `postgres`.
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let Ok(Some(nobody)) = nix::unistd::User::from_name("nobody") else {
+        eprintln!("skipped: no 'nobody' account");
+        return;
+    };
+    let dir = scratch_dir();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::os::unix::fs::chown(&data, Some(nobody.uid.as_raw()), Some(nobody.gid.as_raw())).unwrap();
+    std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+
+    let (code, out, err) = outcome(&run_with_stdin(
+        chatd(dir.path(), None, &["user", "create", "svcadmin", "--password-stdin"]),
+        "password123\n",
+    ));
+    assert_eq!(code, 0, "{out}{err}");
+    use std::os::unix::fs::MetadataExt as _;
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let entry = entry.unwrap();
+        let meta = std::fs::symlink_metadata(entry.path()).unwrap();
+        assert!(
+            !meta.file_type().is_symlink(),
+            "no cluster elsewhere: {:?}",
+            entry.path()
+        );
+        assert_eq!(
+            meta.uid(),
+            nobody.uid.as_raw(),
+            "{:?} belongs to the data dir's owner",
+            entry.path()
+        );
+    }
+    assert!(data.join("postgres/PG_VERSION").is_file());
+    assert!(!postmaster_running(&data), "the cluster was stopped after the command");
+    let (code, out, _) = outcome(&run(chatd(dir.path(), None, &["user", "list"])));
+    assert_eq!(code, 0);
+    assert!(out.contains("svcadmin"), "{out}");
+}

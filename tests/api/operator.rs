@@ -95,6 +95,15 @@ fn exit_status_2_for_a_usage_or_configuration_error() {
     let (code, _, err) = outcome(&run(chatd(dir.path(), url, &["completions", "tcsh"])));
     assert_eq!(code, 2);
     assert!(err.contains("tcsh"), "{err}");
+    // A missing subcommand is one line naming the choices, not the whole help on stderr.
+    for (args, needle) in [
+        (&[][..], "`chatd` needs a subcommand: serve"),
+        (&["user"][..], "`chatd user` needs a subcommand: create"),
+    ] {
+        let (code, _, err) = outcome(&run(chatd(dir.path(), url, args)));
+        assert_eq!(code, 2, "{args:?}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
 }
 
 // --- completions ---------------------------------------------------------------------------
@@ -301,6 +310,19 @@ fn install_sh_refuses_unknown_arguments_with_status_2() {
         .unwrap();
     assert_eq!(help.status.code(), Some(0));
     assert!(text(&help.stdout).contains("--dry-run"));
+    // Paths the unit could not use, and a binary that is not chatd, are refused up front.
+    for args in [
+        &["--prefix", "relative/dir", "--dry-run"][..],
+        &["--binary", "/bin/true", "--prefix", "/tmp/chatd-never", "--dry-run"][..],
+    ] {
+        let out = Command::new(repo().join("scripts/install.sh"))
+            .args(args)
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
 }
 
 // --- scripts/deploy.sh -----------------------------------------------------------------------
