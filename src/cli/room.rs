@@ -72,7 +72,7 @@ pub enum RoomAction {
     Delete {
         /// The room's name or id
         room: String,
-        /// Confirm the permanent deletion
+        /// Confirm the permanent deletion (required: without it nothing is deleted, exit status 2)
         #[arg(long)]
         yes: bool,
     },
