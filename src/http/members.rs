@@ -1,7 +1,5 @@
 //! `/api/v1/rooms/{id}/…` membership: join, leave, members and roles, kicks and bans.
 
-use std::collections::HashMap;
-
 use serde::Deserialize;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
@@ -11,7 +9,7 @@ use warp::Filter;
 use super::error::reply;
 use super::{
     actor, bearer, body, json, no_content, param_limit, parse_json, path_param, query, room_id, with_state, ApiError,
-    Body,
+    Body, Query,
 };
 use crate::app::AppState;
 use crate::chat::{Role, MEMBERS_LIMIT};
@@ -134,12 +132,8 @@ async fn leave(id: String, auth: Option<String>, state: AppState) -> Result<Resp
     Ok(no_content())
 }
 
-async fn members(
-    id: String,
-    auth: Option<String>,
-    q: HashMap<String, String>,
-    state: AppState,
-) -> Result<Response, ApiError> {
+async fn members(id: String, auth: Option<String>, q: Query, state: AppState) -> Result<Response, ApiError> {
+    let q = q?;
     let actor = actor(&state, auth).await?;
     let limit = param_limit(&q, MEMBERS_LIMIT)?;
     let page = state
@@ -181,12 +175,8 @@ async fn kick(id: String, username: String, auth: Option<String>, state: AppStat
     Ok(no_content())
 }
 
-async fn bans(
-    id: String,
-    auth: Option<String>,
-    q: HashMap<String, String>,
-    state: AppState,
-) -> Result<Response, ApiError> {
+async fn bans(id: String, auth: Option<String>, q: Query, state: AppState) -> Result<Response, ApiError> {
+    let q = q?;
     let actor = actor(&state, auth).await?;
     let limit = param_limit(&q, MEMBERS_LIMIT)?;
     let page = state

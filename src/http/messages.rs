@@ -11,7 +11,7 @@ use warp::Filter;
 
 use super::error::reply;
 use super::{
-    actor, bearer, body, json, no_content, param_limit, parse_json, query, room_id, with_state, ApiError, Body,
+    actor, bearer, body, json, no_content, param_limit, parse_json, query, room_id, with_state, ApiError, Body, Query,
 };
 use crate::app::AppState;
 use crate::chat::{HistoryPage, MESSAGES_LIMIT};
@@ -130,12 +130,8 @@ async fn post(id: String, auth: Option<String>, body: Body, state: AppState) -> 
     Ok(res.into_response())
 }
 
-async fn history(
-    id: String,
-    auth: Option<String>,
-    q: HashMap<String, String>,
-    state: AppState,
-) -> Result<Response, ApiError> {
+async fn history(id: String, auth: Option<String>, q: Query, state: AppState) -> Result<Response, ApiError> {
+    let q = q?;
     let actor = actor(&state, auth).await?;
     let room = room_id(&id)?;
     let page = history_page(&q)?;

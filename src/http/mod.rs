@@ -88,18 +88,31 @@ pub(crate) type Body = Result<Bytes, ApiError>;
 /// `DELETE /users/me` came back as 405); chunked bodies are accepted and bounded too.
 pub(crate) fn body(state: &AppState) -> impl Filter<Extract = (Body,), Error = warp::Rejection> + Clone {
     let limit = state.config.server.max_body_bytes;
-    optional_header("content-length")
+    optional_header("content-type")
+        .and(optional_header("content-length"))
         .and(warp::body::stream())
-        .then(move |declared: Option<String>, stream| read_body(declared, stream, limit))
+        .then(move |media: Option<String>, declared: Option<String>, stream| read_body(media, declared, stream, limit))
 }
 
-async fn read_body<S, B>(declared: Option<String>, stream: S, limit: u64) -> Body
+async fn read_body<S, B>(media: Option<String>, declared: Option<String>, stream: S, limit: u64) -> Body
 where
     S: futures_util::Stream<Item = Result<B, warp::Error>>,
     B: bytes::Buf,
 {
     use bytes::BufMut as _;
     use futures_util::StreamExt as _;
+    // A body declared as something else (a form, text) is refused rather than read as JSON;
+    // one declared as nothing is read as JSON.
+    if let Some(media) = media {
+        let essence = media.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        if essence != "application/json" && !essence.ends_with("+json") {
+            return Err(ApiError::new(
+                warp::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("the request body must be application/json, not {essence}"),
+            ));
+        }
+    }
     let too_large = || {
         ApiError::new(
             warp::http::StatusCode::PAYLOAD_TOO_LARGE,
@@ -140,10 +153,46 @@ pub(crate) fn bearer() -> impl Filter<Extract = (Option<String>,), Error = std::
 }
 
 /// Query parameters as a map; handlers pick and validate what they need.
-pub(crate) fn query() -> impl Filter<Extract = (HashMap<String, String>,), Error = std::convert::Infallible> + Clone {
-    warp::query::<HashMap<String, String>>()
-        .or(warp::any().map(HashMap::new))
+pub(crate) fn query() -> impl Filter<Extract = (Query,), Error = std::convert::Infallible> + Clone {
+    warp::query::raw()
+        .or(warp::any().map(String::new))
         .unify()
+        .map(|raw: String| parse_query(&raw))
+}
+
+/// The query string, or why it cannot be read; like `Body`, the error is the handler's to
+/// return, so a route that matched answers with it.
+pub(crate) type Query = Result<HashMap<String, String>, ApiError>;
+
+/// Strict `application/x-www-form-urlencoded`: a malformed escape, bytes that are not UTF-8
+/// or a parameter given twice is a 400, never silently read as something else.
+fn parse_query(raw: &str) -> Query {
+    let invalid = |why: String| ApiError::bad_request("invalid_query", why);
+    let decode = |part: &str| -> Result<String, ApiError> {
+        let bytes = part.as_bytes();
+        let well_formed = bytes.iter().enumerate().all(|(i, b)| {
+            *b != b'%'
+                || bytes
+                    .get(i + 1..i + 3)
+                    .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+        });
+        if !well_formed {
+            return Err(invalid(format!("malformed percent-escape in '{part}'")));
+        }
+        percent_encoding::percent_decode_str(&part.replace('+', " "))
+            .decode_utf8()
+            .map(|s| s.into_owned())
+            .map_err(|_| invalid("the query string is not UTF-8".into()))
+    };
+    let mut params = HashMap::new();
+    for pair in raw.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = decode(key)?;
+        if params.insert(key.clone(), decode(value)?).is_some() {
+            return Err(invalid(format!("query parameter '{key}' is given more than once")));
+        }
+    }
+    Ok(params)
 }
 
 pub(crate) fn client_info() -> impl Filter<Extract = (ClientInfo,), Error = std::convert::Infallible> + Clone {

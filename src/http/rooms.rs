@@ -1,8 +1,6 @@
 //! `/api/v1/rooms` and `/api/v1/dms`: create, list, read, edit and archive rooms; open a
 //! direct conversation.
 
-use std::collections::HashMap;
-
 use serde::Deserialize;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
@@ -12,7 +10,7 @@ use warp::Filter;
 use super::error::reply;
 use super::{
     actor, bearer, body, double_option, json, no_content, param_bool, param_limit, parse_json, query, room_id,
-    with_state, ApiError, Body,
+    with_state, ApiError, Body, Query,
 };
 use crate::app::AppState;
 use crate::chat::{RoomQuery, RoomUpdate, ROOMS_LIMIT};
@@ -110,7 +108,8 @@ async fn create(auth: Option<String>, body: Body, state: AppState) -> Result<Res
     Ok(json(StatusCode::CREATED, &room))
 }
 
-async fn list(auth: Option<String>, q: HashMap<String, String>, state: AppState) -> Result<Response, ApiError> {
+async fn list(auth: Option<String>, q: Query, state: AppState) -> Result<Response, ApiError> {
+    let q = q?;
     let actor = actor(&state, auth).await?;
     let query = RoomQuery {
         mine: param_bool(&q, "mine")?,

@@ -1,7 +1,5 @@
 //! `/api/v1/users/*`: my profile, my password, my account; others' public profiles; search.
 
-use std::collections::HashMap;
-
 use serde::Deserialize;
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -10,7 +8,7 @@ use warp::Filter;
 use super::error::reply;
 use super::{
     authenticate, bearer, body, double_option, json, no_content, param_limit, parse_json, path_param, query,
-    with_state, ApiError, Body,
+    with_state, ApiError, Body, Query,
 };
 use crate::app::AppState;
 use crate::users::{ProfileUpdate, SEARCH_LIMIT};
@@ -135,7 +133,8 @@ async fn profile(username: String, auth: Option<String>, state: AppState) -> Res
     ))
 }
 
-async fn search(auth: Option<String>, q: HashMap<String, String>, state: AppState) -> Result<Response, ApiError> {
+async fn search(auth: Option<String>, q: Query, state: AppState) -> Result<Response, ApiError> {
+    let q = q?;
     authenticate(&state, auth).await?;
     let limit = param_limit(&q, SEARCH_LIMIT)?;
     let page = state

@@ -140,6 +140,32 @@ async fn malformed_empty_and_oversized_bodies_are_4xx_json() {
     assert_eq!((s, code(&b)), (404, "not_found"));
     let (s, b) = app.call("GET", "/api/v1/auth/login", None, None).await;
     assert_eq!((s, code(&b)), (405, "method_not_allowed"));
+
+    // A body declared as something other than JSON is refused, not parsed as JSON anyway.
+    let login = json!({"username": "chunky", "password": "password123"}).to_string();
+    for (media, status) in [
+        ("text/plain", 415),
+        ("application/x-www-form-urlencoded", 415),
+        ("application/xml", 415),
+        ("application/json; charset=utf-8", 200),
+        ("Application/JSON", 200),
+        ("application/merge-patch+json", 200),
+    ] {
+        let res = app
+            .http
+            .post(app.url("/api/v1/auth/login"))
+            .header("content-type", media)
+            .body(login.clone())
+            .send()
+            .await
+            .unwrap();
+        let status_seen = res.status().as_u16();
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(status_seen, status, "{media}: {body}");
+        if status == 415 {
+            assert_eq!(code(&body), "unsupported_media_type");
+        }
+    }
 }
 
 #[tokio::test]

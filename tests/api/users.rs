@@ -167,6 +167,22 @@ async fn listing_users_needs_a_token() {
 }
 
 #[tokio::test]
+async fn malformed_or_repeated_query_parameters_are_400() {
+    // Never read loosely: a bad escape used to be dropped, so `?%zz=1` listed everyone.
+    let app = TestApp::spawn().await;
+    let t = app.user("queryist").await;
+    for query in ["q=%ff", "q=%zz", "%zz=1", "limit=1&limit=2", "q=caf%C3"] {
+        let (s, b) = app.call("GET", &format!("/api/v1/users?{query}"), Some(&t), None).await;
+        assert_eq!((s, code(&b)), (400, "invalid_query"), "{query}: {b}");
+    }
+    let (s, b) = app
+        .call("GET", "/api/v1/users?q=query%69st&limit=5", Some(&t), None)
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["items"][0]["username"], "queryist", "escapes decode");
+}
+
+#[tokio::test]
 async fn search_paginates_with_a_cursor_and_escapes_wildcards() {
     let app = TestApp::spawn().await;
     let t = token(&app.register("searcher", "password123").await, "access_token");
