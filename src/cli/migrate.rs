@@ -43,6 +43,7 @@ async fn act(database: &Database, action: MigrateAction) -> Result<(), CliError>
         }
         MigrateAction::Status => {
             let status = migrate::status(&conn, &migrations).await?;
+            let width = status.iter().map(|s| s.label.len()).max().unwrap_or(0);
             for s in &status {
                 let at = s
                     .applied_at
@@ -54,7 +55,7 @@ async fn act(database: &Database, action: MigrateAction) -> Result<(), CliError>
                     migrate::State::Edited { .. } => ("EDITED ", "  (the file changed after it was applied)"),
                     migrate::State::Unknown => ("UNKNOWN", "  (applied by a newer chatd; not in this binary)"),
                 };
-                print(format_args!("{word}  {}  {at}{note}", s.label).to_string().trim_end())?;
+                print(format_args!("{word}  {:width$}  {at}{note}", s.label).to_string().trim_end())?;
             }
             // The list is printed either way; a state `migrate up` would refuse is a failure.
             if let Some(problem) = status.iter().find_map(|s| s.problem(&migrations)) {

@@ -284,6 +284,19 @@ pub(crate) async fn with_database(
     result
 }
 
+/// Administration commands (`user`, `room`) work on an existing installation: a data dir that
+/// does not exist is a mistyped `--data-dir`, not a request for a new, empty cluster.
+pub(crate) fn require_installation(config: &Config) -> Result<(), CliError> {
+    let dir = &config.server.data_dir;
+    if config.database_url().is_none() && !dir.exists() {
+        return Err(CliError::failure(format!(
+            "data directory {} does not exist: check --data-dir (`chatd serve` or `chatd migrate` creates one)",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
 fn interrupted(signal: &str) -> CliError {
     CliError::failure(format!("interrupted by {signal}; nothing more was done"))
 }

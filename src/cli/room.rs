@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 
-use super::{print, with_database, CliError};
+use super::{print, require_installation, with_database, CliError};
 use crate::app::{apply_migrations, Signals};
 use crate::chat::{Actor, Chat, Role, RoomView};
 use crate::config::Config;
@@ -111,6 +111,7 @@ pub async fn run(config: Config, args: RoomArgs, mut signals: Signals) -> Result
             "deleting '{room}' removes all of its messages for good: add --yes to confirm (or archive it instead)"
         )));
     }
+    require_installation(&config)?;
     let config = Arc::new(config);
     with_database(&config.clone(), &mut signals, async |database| {
         act(&config, database, args.action).await

@@ -85,9 +85,8 @@ async fn serve(config: &Arc<Config>, database: &Database, mut signals: Signals) 
 /// Everything between an open database and a bound listener.
 async fn start(config: &Arc<Config>, database: &Database) -> Result<Application, CliError> {
     if config.database.auto_migrate {
-        for m in apply_migrations(&database.db).await? {
-            tracing::info!("applied migration {}", m.label());
-        }
+        // Each applied migration is logged by the runner itself.
+        apply_migrations(&database.db).await?;
     } else {
         let conn = database.db.conn().await?;
         let pending = migrate::status(&conn, &migrate::embedded()?)

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 
-use super::{print, with_database, CliError};
+use super::{print, require_installation, with_database, CliError};
 use crate::app::{apply_migrations, AppState, Signals};
 use crate::config::Config;
 use crate::db::Database;
@@ -100,6 +100,7 @@ pub async fn run(
     password: Option<String>,
     mut signals: Signals,
 ) -> Result<(), CliError> {
+    require_installation(&config)?;
     let config = Arc::new(config);
     with_database(&config.clone(), &mut signals, async |database| {
         act(&config, database, args.action, password).await

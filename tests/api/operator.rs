@@ -58,6 +58,16 @@ async fn exit_status_1_for_a_runtime_failure() {
         let (code, _, err) = outcome(&run(cmd));
         assert_eq!(code, 1, "{args:?}: {err}");
     }
+
+    // A mistyped --data-dir is not a new installation: administration commands refuse it
+    // and create nothing (`chatd()` points --data-dir at DIR/data, which does not exist).
+    let fresh = scratch_dir();
+    for args in [&["user", "list"][..], &["room", "list"]] {
+        let (code, _, err) = outcome(&run(chatd(fresh.path(), None, args)));
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains("does not exist: check --data-dir"), "{err}");
+        assert!(!fresh.path().join("data").exists());
+    }
 }
 
 #[test]
