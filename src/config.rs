@@ -320,10 +320,14 @@ fn describe_figment_error(err: figment::Error) -> ConfigError {
             Some(src) => format!(" (from {src})"),
             // Name the exact variable rather than figment's "`CHATD_` environment variable(s)".
             None if m.name.contains("environment") && !err.path.is_empty() => {
-                format!(
-                    " (from environment variable CHATD_{})",
-                    err.path.join("__").to_uppercase()
-                )
+                // An unknown section (`CHATD_FOO__BAR`) is reported at `foo`: name the
+                // variable actually set.
+                let name = format!("CHATD_{}", err.path.join("__").to_uppercase());
+                let nested = format!("{name}__");
+                let set = std::env::vars_os()
+                    .filter_map(|(k, _)| k.into_string().ok())
+                    .find(|k| *k == name || k.starts_with(&nested));
+                format!(" (from environment variable {})", set.unwrap_or(name))
             }
             None => format!(" (from {})", m.name),
         })
@@ -335,7 +339,10 @@ fn describe_figment_error(err: figment::Error) -> ConfigError {
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.contains('|'))
         .collect::<Vec<_>>()
-        .join(": ");
+        .join(": ")
+        // figment quotes serde's already-quoted list: "expected `one of `a`, `b``".
+        .replace("expected `one of ", "expected one of ")
+        .replace("``", "`");
     ConfigError(format!("{key}: {kind}{source}"))
 }
 
@@ -375,6 +382,17 @@ mod tests {
             assert!(err.contains("server.bind"), "{err}");
             assert!(err.contains("CHATD_SERVER__BIND"), "{err}");
             assert!(!err.contains('\n'));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_unknown_section_in_the_environment_names_the_variable_set() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CHATD_FOO__BAR", "1");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("CHATD_FOO__BAR"), "{err}");
+            assert!(!err.contains("``"), "{err}");
             Ok(())
         });
     }
