@@ -55,7 +55,11 @@ async fn act(database: &Database, action: MigrateAction) -> Result<(), CliError>
                     migrate::State::Edited { .. } => ("EDITED ", "  (the file changed after it was applied)"),
                     migrate::State::Unknown => ("UNKNOWN", "  (applied by a newer chatd; not in this binary)"),
                 };
-                print(format_args!("{word}  {:width$}  {at}{note}", s.label).to_string().trim_end())?;
+                print(
+                    format_args!("{word}  {:width$}  {at}{note}", s.label)
+                        .to_string()
+                        .trim_end(),
+                )?;
             }
             // The list is printed either way; a state `migrate up` would refuse is a failure.
             if let Some(problem) = status.iter().find_map(|s| s.problem(&migrations)) {
