@@ -161,7 +161,6 @@ fn generated_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return read(path),
         Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
     };
-    crate::db::datadir::give_to_dir_owner(&file, dir).with_context(|| format!("cannot chown {}", path.display()))?;
     file.write_all(secret.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(secret.into_bytes())

@@ -225,6 +225,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
     if let Some(dir) = cli.data_dir {
         config.server.data_dir = dir;
     }
+    crate::db::datadir::refuse_foreign_as_root(&config.server.data_dir).map_err(CliError::usage)?;
     if let Command::Serve(args) = &cli.command {
         args.apply(&mut config);
     } else if std::env::var_os("RUST_LOG").is_none() {

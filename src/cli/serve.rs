@@ -89,11 +89,13 @@ async fn start(config: &Arc<Config>, database: &Database) -> Result<Application,
         apply_migrations(&database.db).await?;
     } else {
         let conn = database.db.conn().await?;
-        let pending = migrate::status(&conn, &migrate::embedded()?)
-            .await?
-            .into_iter()
-            .filter(|s| s.state == migrate::State::Pending)
-            .count();
+        let migrations = migrate::embedded()?;
+        let status = migrate::status(&conn, &migrations).await?;
+        // Not migrating is allowed; serving a schema this binary does not match is not.
+        if let Some(problem) = status.iter().find_map(|s| s.problem(&migrations)) {
+            return Err(problem.into());
+        }
+        let pending = status.iter().filter(|s| s.state == migrate::State::Pending).count();
         if pending > 0 {
             tracing::warn!(
                 pending,

@@ -39,23 +39,33 @@ fn open(dir: &Path, name: &str) -> Result<File, LockError> {
         .write(true)
         .open(&path)
         .map_err(io)?;
-    give_to_dir_owner(&file, dir).map_err(io)?;
     Ok(file)
 }
 
-/// Root working in a data dir that belongs to a service account (`sudo chatd user …`) must
-/// not leave files the service cannot open (lock files, the generated secret): a file root
-/// creates there goes to the directory's owner.
-pub fn give_to_dir_owner(file: &File, dir: &Path) -> std::io::Result<()> {
+/// As root, refuses a data dir that belongs to another account (the systemd unit's
+/// `/var/lib/chatd`, owned by `chatd`). Its owner controls what is inside — it could plant
+/// symlinks that make root write or chown files elsewhere — so root must not work there;
+/// the command is run as that account instead. A data dir that does not exist yet is fine.
+pub fn refuse_foreign_as_root(dir: &Path) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt as _;
     if !nix::unistd::Uid::effective().is_root() {
         return Ok(());
     }
-    let owner = std::fs::metadata(dir)?;
-    if owner.uid() != 0 {
-        std::os::unix::fs::fchown(file, Some(owner.uid()), Some(owner.gid()))?;
+    let Ok(meta) = std::fs::metadata(dir) else {
+        return Ok(());
+    };
+    if meta.uid() == 0 {
+        return Ok(());
     }
-    Ok(())
+    let owner = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(meta.uid()))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| meta.uid().to_string());
+    Err(format!(
+        "the data directory {} belongs to '{owner}': run chatd as that account (sudo -u {owner} chatd …), not as root",
+        dir.display()
+    ))
 }
 
 /// Takes `serve.lock` for the caller's lifetime (drop the file to release it).

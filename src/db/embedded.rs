@@ -98,19 +98,14 @@ impl Embedded {
             None => find_bin_dir().ok_or(EmbeddedError::BinariesNotFound)?,
         };
         let owner = if Uid::effective().is_root() {
-            Some(match existing_owner(&opts.data_dir) {
-                Some(owner) => owner,
-                None => {
-                    let user = User::from_name(&opts.run_as_user)
-                        .ok()
-                        .flatten()
-                        .ok_or_else(|| EmbeddedError::NoUnprivilegedUser(opts.run_as_user.clone()))?;
-                    if user.uid.is_root() {
-                        return Err(EmbeddedError::NoUnprivilegedUser(opts.run_as_user.clone()));
-                    }
-                    (user.uid, user.gid)
-                }
-            })
+            let user = User::from_name(&opts.run_as_user)
+                .ok()
+                .flatten()
+                .ok_or_else(|| EmbeddedError::NoUnprivilegedUser(opts.run_as_user.clone()))?;
+            if user.uid.is_root() {
+                return Err(EmbeddedError::NoUnprivilegedUser(opts.run_as_user.clone()));
+            }
+            Some((user.uid, user.gid))
         } else {
             None
         };
@@ -515,18 +510,6 @@ fn find_bin_dir() -> Option<PathBuf> {
 }
 
 /// Whether `uid`/`gid` may search every directory from `/` down to and including `dir`.
-/// As root, whose cluster this data dir already is: the owner of an existing cluster
-/// directory, else of the data dir itself, when that is not root. An operator running
-/// `sudo chatd user …` against a service's data dir (owned by the service account) so reaches
-/// the service's cluster instead of making a second one as `database.embedded_user`.
-fn existing_owner(data_dir: &Path) -> Option<(Uid, Gid)> {
-    [data_dir.join("postgres"), data_dir.to_path_buf()]
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| (Uid::from_raw(m.uid()), Gid::from_raw(m.gid())))
-        .find(|(uid, _)| !uid.is_root())
-}
-
 fn reachable_by(dir: &Path, uid: Uid, gid: Gid) -> bool {
     dir.ancestors().all(|d| match std::fs::metadata(d) {
         Ok(m) => {

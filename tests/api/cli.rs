@@ -264,6 +264,11 @@ async fn migrate_status_lists_applied_migrations() {
     let (code, _, err) = outcome(&run(chatd(dir.path(), Some(&app.db.url), &["migrate"])));
     assert_eq!(code, 1);
     assert!(err.contains("0001_accounts was edited"), "{err}");
+    // Serving without migrating is allowed; serving a schema that does not match is not.
+    let no_migrate = ["serve", "--no-migrate", "--bind", "127.0.0.1:0"];
+    let (code, _, err) = outcome(&run(chatd(dir.path(), Some(&app.db.url), &no_migrate)));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("0001_accounts was edited"), "{err}");
 }
 
 fn postmaster_running(data: &Path) -> bool {
@@ -628,10 +633,10 @@ async fn serve_flags_beat_the_environment_and_no_migrate_leaves_the_schema_alone
 }
 
 #[tokio::test]
-async fn root_works_in_a_service_accounts_data_dir_as_that_account() {
-    // `sudo chatd user create …` against the systemd unit's data dir (owned by the chatd
-    // account, mode 0700) must reach the service's own cluster and leave every file it makes
-    // to that account — not start a second cluster as `postgres`.
+async fn root_refuses_a_data_dir_that_belongs_to_another_account() {
+    // The systemd unit's data dir belongs to the chatd account, which controls what is inside
+    // it (symlinks included): root working there could be made to write or chown files
+    // anywhere. Root is told to run the command as that account instead, and touches nothing.
     if !nix::unistd::Uid::effective().is_root() {
         eprintln!("skipped: needs root");
         return;
@@ -644,32 +649,28 @@ async fn root_works_in_a_service_accounts_data_dir_as_that_account() {
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
     std::os::unix::fs::chown(&data, Some(nobody.uid.as_raw()), Some(nobody.gid.as_raw())).unwrap();
-    std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    // A planted link that root must never follow.
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "root's").unwrap();
+    std::os::unix::fs::symlink(&victim, data.join("embedded.lock")).unwrap();
 
-    let (code, out, err) = outcome(&run_with_stdin(
-        chatd(dir.path(), None, &["user", "create", "svcadmin", "--password-stdin"]),
-        "password123\n",
-    ));
-    assert_eq!(code, 0, "{out}{err}");
-    use std::os::unix::fs::MetadataExt as _;
-    for entry in std::fs::read_dir(&data).unwrap() {
-        let entry = entry.unwrap();
-        let meta = std::fs::symlink_metadata(entry.path()).unwrap();
+    for args in [
+        &["user", "list"][..],
+        &["migrate", "status"],
+        &["serve", "--bind", "127.0.0.1:0"],
+    ] {
+        let (code, _, err) = outcome(&run(chatd(dir.path(), None, args)));
+        assert_eq!(code, 2, "{args:?}: {err}");
         assert!(
-            !meta.file_type().is_symlink(),
-            "no cluster elsewhere: {:?}",
-            entry.path()
-        );
-        assert_eq!(
-            meta.uid(),
-            nobody.uid.as_raw(),
-            "{:?} belongs to the data dir's owner",
-            entry.path()
+            err.contains("belongs to 'nobody'") && err.contains("sudo -u nobody"),
+            "{err}"
         );
     }
-    assert!(data.join("postgres/PG_VERSION").is_file());
-    assert!(!postmaster_running(&data), "the cluster was stopped after the command");
-    let (code, out, _) = outcome(&run(chatd(dir.path(), None, &["user", "list"])));
-    assert_eq!(code, 0);
-    assert!(out.contains("svcadmin"), "{out}");
+    use std::os::unix::fs::MetadataExt as _;
+    assert_eq!(
+        std::fs::metadata(&victim).unwrap().uid(),
+        0,
+        "the link's target was not touched"
+    );
+    assert_eq!(std::fs::read_dir(&data).unwrap().count(), 1, "nothing was created");
 }
