@@ -199,15 +199,23 @@ impl Config {
             .filter(|k| k.as_str().contains("__") && !TEXT_KEYS.contains(&dotted(k.as_str()).as_str()))
             .split("__");
         figment = figment.merge(env);
-        for key in TEXT_KEYS {
-            let var = format!("CHATD_{}", key.replace('.', "__").to_ascii_uppercase());
-            match std::env::var(&var) {
-                Ok(value) => figment = figment.merge(Serialized::default(key, value)),
-                Err(std::env::VarError::NotPresent) => {}
-                Err(std::env::VarError::NotUnicode(_)) => {
-                    return Err(ConfigError::key(key, format!("{var} is not valid UTF-8")));
-                }
-            }
+        // Matched without regard to case, as figment matches the other variables.
+        for (var, value) in std::env::vars_os() {
+            let Some(name) = var.to_str() else { continue };
+            let Some(rest) = name
+                .get(..6)
+                .filter(|p| p.eq_ignore_ascii_case("CHATD_"))
+                .map(|_| &name[6..])
+            else {
+                continue;
+            };
+            let Some(key) = TEXT_KEYS.iter().find(|k| **k == dotted(rest)) else {
+                continue;
+            };
+            let Some(value) = value.to_str() else {
+                return Err(ConfigError::key(key, format!("{name} is not valid UTF-8")));
+            };
+            figment = figment.merge(Serialized::default(key, value));
         }
         let config: Config = figment.extract().map_err(describe_figment_error)?;
         Ok(config)
@@ -225,7 +233,20 @@ impl Config {
         if self.database.connect_timeout_secs == 0 {
             return Err(ConfigError::key("database.connect_timeout_secs", "must be at least 1"));
         }
-        if let Some(dir) = &self.database.pg_bin_dir {
+        // Only embedded mode runs the server binaries; they run from `/`, so the path must
+        // not depend on the directory chatd was started in.
+        if let Some(dir) = self
+            .database
+            .pg_bin_dir
+            .as_ref()
+            .filter(|_| self.database_url().is_none())
+        {
+            if dir.is_relative() {
+                return Err(ConfigError::key(
+                    "database.pg_bin_dir",
+                    format!("{} must be an absolute path", dir.display()),
+                ));
+            }
             let missing: Vec<&str> = ["initdb", "pg_ctl", "postgres"]
                 .into_iter()
                 .filter(|b| !dir.join(b).is_file())
@@ -434,6 +455,20 @@ mod tests {
         c.database.pg_bin_dir = Some("/nonexistent/bin".into());
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("database.pg_bin_dir"), "{err}");
+        c.database.pg_bin_dir = Some("relative/bin".into());
+        assert!(c.validate().unwrap_err().to_string().contains("absolute"));
+        // With an external database the embedded binaries are never run.
+        c.database.url = Some("postgres://chatd@db.internal/chatd".into());
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn text_variables_match_without_regard_to_case_like_the_others() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("chatd_auth__issuer", "lower-case-issuer");
+            assert_eq!(Config::load(None).unwrap().auth.issuer, "lower-case-issuer");
+            Ok(())
+        });
     }
 
     #[test]

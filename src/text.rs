@@ -33,6 +33,12 @@ pub fn is_blank(s: &str) -> bool {
     s.chars().all(|c| c.is_whitespace() || renders_as_nothing(c))
 }
 
+/// `s` without the characters that render as nothing (joiners, direction marks, variation
+/// selectors, fillers…): what a reader sees, for comparing names that must look different.
+pub fn visible_only(s: &str) -> String {
+    s.chars().filter(|c| !renders_as_nothing(*c)).collect()
+}
+
 /// Default-ignorable code points and the "filler" letters that display as blank space.
 fn renders_as_nothing(c: char) -> bool {
     matches!(
@@ -110,5 +116,6 @@ mod tests {
         for shown in ["a", " x ", "\u{3164}a", "🙂"] {
             assert!(!is_blank(shown), "{shown:?}");
         }
+        assert_eq!(visible_only("gen\u{200C}er\u{200E}al\u{FE0F}"), "general");
     }
 }

@@ -25,8 +25,11 @@ pub const CLIENT_MSG_ID_MAX: usize = 64;
 pub const BAN_REASON_MAX: usize = 500;
 
 /// The form room names are compared in (uniqueness, lookup by name, the `q` filter).
+/// Invisible characters (a zero-width joiner, a direction mark) are dropped, so `general` and
+/// `gen\u{200C}eral` are one name.
 pub fn name_key(name: &str) -> String {
-    name.nfkc().collect::<String>().to_lowercase().nfkc().collect()
+    let folded: String = name.nfkc().collect::<String>().to_lowercase().nfkc().collect();
+    crate::text::visible_only(&folded)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,6 +243,14 @@ mod tests {
             "caf\u{E9}",
             "stored composed"
         );
+        for spoof in [
+            "gen\u{200C}eral",
+            "general\u{200E}",
+            "\u{200F}general",
+            "gene\u{200D}ral",
+        ] {
+            assert_eq!(RoomName::parse(spoof).unwrap().key(), "general", "{spoof:?}");
+        }
         for bad in ["", "   ", &"x".repeat(65), "a\nb", "a\u{202E}b"] {
             assert_eq!(RoomName::parse(bad).unwrap_err().code(), "invalid_room_name", "{bad:?}");
         }
