@@ -78,6 +78,8 @@ say() { printf '%s\n' "$*"; }
 
 # --- the binary ----------------------------------------------------------------------------
 if [ -n "$binary" ]; then
+    # A bare name is a file here, as for cp, not a command looked up on PATH.
+    case $binary in */*) ;; *) binary=./$binary ;; esac
     if ! { [ -f "$binary" ] && [ -x "$binary" ]; }; then
         die_usage "--binary $binary is not an executable file"
     fi

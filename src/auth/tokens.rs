@@ -150,19 +150,32 @@ fn generated_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
     let mut bytes = [0u8; 48];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let secret = URL_SAFE_NO_PAD.encode(bytes);
-    // create_new: two processes racing both end up reading the winner's file.
-    let mut file = match std::fs::OpenOptions::new()
+    // Written whole under a private name, then linked into place: a process racing this one
+    // either sees no file or the complete winner, never a half-written secret.
+    let staging = dir.join(format!(
+        ".{SECRET_FILE}.{}.{}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    let written = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return read(path),
-        Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
-    };
-    file.write_all(secret.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))?;
+        .open(&staging)
+        .and_then(|mut f| {
+            f.write_all(secret.as_bytes())?;
+            f.sync_all()
+        })
+        .with_context(|| format!("cannot write {}", staging.display()));
+    let linked = written.and_then(|()| match std::fs::hard_link(&staging, path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+    });
+    let _ = std::fs::remove_file(&staging);
+    if !linked? {
+        return read(path);
+    }
     Ok(secret.into_bytes())
 }
 
@@ -188,6 +201,26 @@ mod tests {
         assert_eq!(other.verify(&t).unwrap_err().code(), "invalid_token");
         let other_iss = TokenKeys::new(&[7u8; 32], "someone-else", 60);
         assert_eq!(other_iss.verify(&t).unwrap_err().code(), "invalid_token");
+    }
+
+    #[test]
+    fn racing_processes_agree_on_one_generated_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested").join(SECRET_FILE);
+        let secrets: Vec<Vec<u8>> = std::thread::scope(|s| {
+            let racers: Vec<_> = (0..8).map(|_| s.spawn(|| generated_secret(&path).unwrap())).collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        assert!(secrets[0].len() >= MIN_JWT_SECRET_BYTES);
+        assert!(
+            secrets.iter().all(|s| *s == secrets[0]),
+            "every racer reads the winner's secret"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), secrets[0]);
+        let left: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
+        assert_eq!(left.len(), 1, "no staging file left behind: {left:?}");
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod sessions;
 pub mod users;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bb8::{Pool, PooledConnection, RunError};
 use bb8_postgres::PostgresConnectionManager;
@@ -33,13 +33,28 @@ pub struct Db {
 
 /// The pool's most recent failure to connect, so that "timed out waiting for a connection"
 /// can say why (connection refused, authentication failed…). Never holds a password:
-/// tokio-postgres errors do not quote the connection string.
-#[derive(Debug, Clone, Default)]
-struct LastError(Arc<Mutex<Option<String>>>);
+/// tokio-postgres errors do not quote the connection string. A failure older than `fresh` is
+/// not quoted: it is not why this wait timed out.
+#[derive(Debug, Clone)]
+struct LastError {
+    latest: Arc<Mutex<Option<(Instant, String)>>>,
+    fresh: Duration,
+}
 
 impl LastError {
+    fn new(fresh: Duration) -> Self {
+        Self {
+            latest: Arc::default(),
+            fresh,
+        }
+    }
+
     fn get(&self) -> Option<String> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        let latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+        latest
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() <= self.fresh)
+            .map(|(_, text)| text.clone())
     }
 }
 
@@ -52,7 +67,7 @@ impl bb8::ErrorSink<tokio_postgres::Error> for LastError {
             text = format!("{text}: {cause}");
             source = cause.source();
         }
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(text);
+        *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), text));
     }
     fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<tokio_postgres::Error>> {
         Box::new(self.clone())
@@ -64,7 +79,8 @@ impl Db {
     /// answer `/readyz` with 503) while the database is still down.
     pub fn new(pg: tokio_postgres::Config, size: u32, timeout: Duration) -> Self {
         let manager = PostgresConnectionManager::new(pg, NoTls);
-        let last_error = LastError::default();
+        // A wait lasts `timeout`; a failure from before it began is someone else's story.
+        let last_error = LastError::new(timeout * 2);
         let pool = Pool::builder()
             .max_size(size)
             .connection_timeout(timeout)
