@@ -132,6 +132,13 @@ impl Chat {
         room_view(&*self.db.conn().await?, actor, room_id).await
     }
 
+    /// `room_not_found` unless the actor may see the room (public, or they are a member).
+    pub async fn check_visible(&self, actor: &Actor, room_id: Uuid) -> Result<()> {
+        access::load(&*self.db.conn().await?, actor, room_id, false)
+            .await
+            .map(drop)
+    }
+
     /// Public rooms and the actor's rooms (`mine`: only the latter), by name, then direct rooms.
     pub async fn rooms(
         &self,

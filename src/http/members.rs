@@ -8,8 +8,8 @@ use warp::Filter;
 
 use super::error::reply;
 use super::{
-    actor, bearer, body, json, no_content, param_limit, parse_json, path_param, query, room_id, with_state, ApiError,
-    Body, Query,
+    bearer, body, in_room, json, no_content, param_limit, parse_json, path_param, query, with_state, ApiError, Body,
+    Query,
 };
 use crate::app::AppState;
 use crate::chat::{Role, MEMBERS_LIMIT};
@@ -122,34 +122,41 @@ fn created(new: bool) -> StatusCode {
 }
 
 async fn join(id: String, auth: Option<String>, state: AppState) -> Result<Response, ApiError> {
-    let actor = actor(&state, auth).await?;
-    Ok(json(StatusCode::OK, &state.chat.join(&actor, room_id(&id)?).await?))
+    in_room(&state, auth, &id, async |actor, room| {
+        Ok(json(StatusCode::OK, &state.chat.join(actor, room).await?))
+    })
+    .await
 }
 
 async fn leave(id: String, auth: Option<String>, state: AppState) -> Result<Response, ApiError> {
-    let actor = actor(&state, auth).await?;
-    state.chat.leave(&actor, room_id(&id)?).await?;
-    Ok(no_content())
+    in_room(&state, auth, &id, async |actor, room| {
+        state.chat.leave(actor, room).await?;
+        Ok(no_content())
+    })
+    .await
 }
 
 async fn members(id: String, auth: Option<String>, q: Query, state: AppState) -> Result<Response, ApiError> {
-    let q = q?;
-    let actor = actor(&state, auth).await?;
-    let limit = param_limit(&q, MEMBERS_LIMIT)?;
-    let page = state
-        .chat
-        .members(&actor, room_id(&id)?, q.get("cursor").map(String::as_str), limit)
-        .await?;
-    Ok(json(StatusCode::OK, &page))
+    in_room(&state, auth, &id, async |actor, room| {
+        let q = q?;
+        let limit = param_limit(&q, MEMBERS_LIMIT)?;
+        let page = state
+            .chat
+            .members(actor, room, q.get("cursor").map(String::as_str), limit)
+            .await?;
+        Ok(json(StatusCode::OK, &page))
+    })
+    .await
 }
 
 async fn add(id: String, auth: Option<String>, body: Body, state: AppState) -> Result<Response, ApiError> {
-    let actor = actor(&state, auth).await?;
-    let room = room_id(&id)?;
-    let req: AddMember = parse_json(body)?;
-    let role = req.role.as_deref().map(str::parse::<Role>).transpose()?;
-    let (member, new) = state.chat.add_member(&actor, room, &req.username, role).await?;
-    Ok(json(created(new), &member))
+    in_room(&state, auth, &id, async |actor, room| {
+        let req: AddMember = parse_json(body)?;
+        let role = req.role.as_deref().map(str::parse::<Role>).transpose()?;
+        let (member, new) = state.chat.add_member(actor, room, &req.username, role).await?;
+        Ok(json(created(new), &member))
+    })
+    .await
 }
 
 async fn set_role(
@@ -159,46 +166,54 @@ async fn set_role(
     body: Body,
     state: AppState,
 ) -> Result<Response, ApiError> {
-    let actor = actor(&state, auth).await?;
-    let room = room_id(&id)?;
-    let req: SetRole = parse_json(body)?;
-    let member = state
-        .chat
-        .set_role(&actor, room, &path_param(&username), req.role.parse()?)
-        .await?;
-    Ok(json(StatusCode::OK, &member))
+    in_room(&state, auth, &id, async |actor, room| {
+        let req: SetRole = parse_json(body)?;
+        let member = state
+            .chat
+            .set_role(actor, room, &path_param(&username), req.role.parse()?)
+            .await?;
+        Ok(json(StatusCode::OK, &member))
+    })
+    .await
 }
 
 async fn kick(id: String, username: String, auth: Option<String>, state: AppState) -> Result<Response, ApiError> {
-    let actor = actor(&state, auth).await?;
-    state.chat.kick(&actor, room_id(&id)?, &path_param(&username)).await?;
-    Ok(no_content())
+    in_room(&state, auth, &id, async |actor, room| {
+        state.chat.kick(actor, room, &path_param(&username)).await?;
+        Ok(no_content())
+    })
+    .await
 }
 
 async fn bans(id: String, auth: Option<String>, q: Query, state: AppState) -> Result<Response, ApiError> {
-    let q = q?;
-    let actor = actor(&state, auth).await?;
-    let limit = param_limit(&q, MEMBERS_LIMIT)?;
-    let page = state
-        .chat
-        .bans(&actor, room_id(&id)?, q.get("cursor").map(String::as_str), limit)
-        .await?;
-    Ok(json(StatusCode::OK, &page))
+    in_room(&state, auth, &id, async |actor, room| {
+        let q = q?;
+        let limit = param_limit(&q, MEMBERS_LIMIT)?;
+        let page = state
+            .chat
+            .bans(actor, room, q.get("cursor").map(String::as_str), limit)
+            .await?;
+        Ok(json(StatusCode::OK, &page))
+    })
+    .await
 }
 
 async fn ban(id: String, auth: Option<String>, body: Body, state: AppState) -> Result<Response, ApiError> {
-    let actor = actor(&state, auth).await?;
-    let room = room_id(&id)?;
-    let req: Ban = parse_json(body)?;
-    let (ban, new) = state
-        .chat
-        .ban(&actor, room, &req.username, req.reason.as_deref())
-        .await?;
-    Ok(json(created(new), &ban))
+    in_room(&state, auth, &id, async |actor, room| {
+        let req: Ban = parse_json(body)?;
+        let (ban, new) = state
+            .chat
+            .ban(actor, room, &req.username, req.reason.as_deref())
+            .await?;
+        Ok(json(created(new), &ban))
+    })
+    .await
 }
 
 async fn unban(id: String, username: String, auth: Option<String>, state: AppState) -> Result<Response, ApiError> {
-    let actor = actor(&state, auth).await?;
-    state.chat.unban(&actor, room_id(&id)?, &path_param(&username)).await?;
-    Ok(no_content())
+    in_room(&state, auth, &id, async |actor, room| {
+        state.chat.unban(actor, room, &path_param(&username)).await?;
+        Ok(no_content())
+    })
+    .await
 }

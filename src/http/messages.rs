@@ -11,7 +11,7 @@ use warp::Filter;
 
 use super::error::reply;
 use super::{
-    actor, bearer, body, json, no_content, param_limit, parse_json, query, room_id, with_state, ApiError, Body, Query,
+    bearer, body, in_room, json, no_content, param_limit, parse_json, query, with_state, ApiError, Body, Query,
 };
 use crate::app::AppState;
 use crate::chat::{HistoryPage, MESSAGES_LIMIT};
@@ -114,32 +114,34 @@ fn history_page(q: &HashMap<String, String>) -> Result<HistoryPage, ApiError> {
 }
 
 async fn post(id: String, auth: Option<String>, body: Body, state: AppState) -> Result<Response, ApiError> {
-    let actor = actor(&state, auth).await?;
-    let room = room_id(&id)?;
-    let req: PostMessage = parse_json(body)?;
-    let (message, new) = state
-        .chat
-        .post(&actor, room, &req.body, req.client_msg_id.as_deref())
-        .await?;
-    let mut res = json(StatusCode::CREATED, &message);
-    if !new {
-        // A retry gets the original's response, marked as such (the header Stripe uses).
-        res.headers_mut()
-            .insert("idempotent-replayed", warp::http::HeaderValue::from_static("true"));
-    }
-    Ok(res.into_response())
+    in_room(&state, auth, &id, async |actor, room| {
+        let req: PostMessage = parse_json(body)?;
+        let (message, new) = state
+            .chat
+            .post(actor, room, &req.body, req.client_msg_id.as_deref())
+            .await?;
+        let mut res = json(StatusCode::CREATED, &message);
+        if !new {
+            // A retry gets the original's response, marked as such (the header Stripe uses).
+            res.headers_mut()
+                .insert("idempotent-replayed", warp::http::HeaderValue::from_static("true"));
+        }
+        Ok(res.into_response())
+    })
+    .await
 }
 
 async fn history(id: String, auth: Option<String>, q: Query, state: AppState) -> Result<Response, ApiError> {
-    let q = q?;
-    let actor = actor(&state, auth).await?;
-    let room = room_id(&id)?;
-    let page = history_page(&q)?;
-    let limit = param_limit(&q, MESSAGES_LIMIT)?;
-    Ok(json(
-        StatusCode::OK,
-        &state.chat.history(&actor, room, page, limit).await?,
-    ))
+    in_room(&state, auth, &id, async |actor, room| {
+        let q = q?;
+        let page = history_page(&q)?;
+        let limit = param_limit(&q, MESSAGES_LIMIT)?;
+        Ok(json(
+            StatusCode::OK,
+            &state.chat.history(actor, room, page, limit).await?,
+        ))
+    })
+    .await
 }
 
 async fn edit(
@@ -149,29 +151,29 @@ async fn edit(
     body: Body,
     state: AppState,
 ) -> Result<Response, ApiError> {
-    let actor = actor(&state, auth).await?;
-    let room = room_id(&id)?;
-    let seq = seq_param(&seq)?;
-    let req: EditMessage = parse_json(body)?;
-    Ok(json(
-        StatusCode::OK,
-        &state.chat.edit_message(&actor, room, seq, &req.body).await?,
-    ))
+    in_room(&state, auth, &id, async |actor, room| {
+        let seq = seq_param(&seq)?;
+        let req: EditMessage = parse_json(body)?;
+        Ok(json(
+            StatusCode::OK,
+            &state.chat.edit_message(actor, room, seq, &req.body).await?,
+        ))
+    })
+    .await
 }
 
 async fn delete(id: String, seq: String, auth: Option<String>, state: AppState) -> Result<Response, ApiError> {
-    let actor = actor(&state, auth).await?;
-    let room = room_id(&id)?;
-    state.chat.delete_message(&actor, room, seq_param(&seq)?).await?;
-    Ok(no_content())
+    in_room(&state, auth, &id, async |actor, room| {
+        state.chat.delete_message(actor, room, seq_param(&seq)?).await?;
+        Ok(no_content())
+    })
+    .await
 }
 
 async fn read(id: String, auth: Option<String>, body: Body, state: AppState) -> Result<Response, ApiError> {
-    let actor = actor(&state, auth).await?;
-    let room = room_id(&id)?;
-    let req: MarkRead = parse_json(body)?;
-    Ok(json(
-        StatusCode::OK,
-        &state.chat.mark_read(&actor, room, req.seq).await?,
-    ))
+    in_room(&state, auth, &id, async |actor, room| {
+        let req: MarkRead = parse_json(body)?;
+        Ok(json(StatusCode::OK, &state.chat.mark_read(actor, room, req.seq).await?))
+    })
+    .await
 }

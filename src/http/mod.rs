@@ -287,6 +287,43 @@ pub(crate) async fn actor(state: &AppState, header: Option<String>) -> Result<Ac
     Ok(Actor::from(&authenticate(state, header).await?))
 }
 
+/// Answers a request addressed to the room `id` in its path: `handle` gets the caller and the
+/// room. A request that fails on its input (400, 413, 415, 422) is checked against the room
+/// first, so one addressed to a room the caller may not see is 404 `room_not_found` whatever
+/// else is wrong with it — just as for a room that does not exist.
+pub(crate) async fn in_room(
+    state: &AppState,
+    auth: Option<String>,
+    id: &str,
+    handle: impl AsyncFnOnce(&Actor, uuid::Uuid) -> Result<Response, ApiError>,
+) -> Result<Response, ApiError> {
+    use warp::http::StatusCode;
+    let actor = actor(state, auth).await?;
+    let room = room_id(id)?;
+    let result = handle(&actor, room).await;
+    let about_the_input = |e: &ApiError| {
+        e.code != "room_not_found"
+            && matches!(
+                e.status,
+                StatusCode::BAD_REQUEST
+                    | StatusCode::NOT_FOUND
+                    | StatusCode::PAYLOAD_TOO_LARGE
+                    | StatusCode::UNSUPPORTED_MEDIA_TYPE
+                    | StatusCode::UNPROCESSABLE_ENTITY
+            )
+    };
+    match result {
+        Err(e) if about_the_input(&e) => {
+            match state.chat.check_visible(&actor, room).await {
+                Err(hidden @ Error::NotFound { .. }) => Err(hidden.into()),
+                // Visible, or the check itself failed: the input's error is the answer.
+                _ => Err(e),
+            }
+        }
+        other => other,
+    }
+}
+
 /// A room id in a path. Anything that is not an id names no room.
 pub(crate) fn room_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
     uuid::Uuid::parse_str(&path_param(raw)).map_err(|_| Error::not_found("room_not_found", "no such room").into())

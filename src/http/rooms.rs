@@ -9,7 +9,7 @@ use warp::Filter;
 
 use super::error::reply;
 use super::{
-    actor, bearer, body, double_option, json, no_content, param_bool, param_limit, parse_json, query, room_id,
+    actor, bearer, body, double_option, in_room, json, no_content, param_bool, param_limit, parse_json, query,
     with_state, ApiError, Body, Query,
 };
 use crate::app::AppState;
@@ -125,35 +125,42 @@ async fn list(auth: Option<String>, q: Query, state: AppState) -> Result<Respons
 }
 
 async fn get(id: String, auth: Option<String>, state: AppState) -> Result<Response, ApiError> {
-    let actor = actor(&state, auth).await?;
-    Ok(json(StatusCode::OK, &state.chat.room(&actor, room_id(&id)?).await?))
+    in_room(&state, auth, &id, async |actor, room| {
+        Ok(json(StatusCode::OK, &state.chat.room(actor, room).await?))
+    })
+    .await
 }
 
 async fn patch(id: String, auth: Option<String>, body: Body, state: AppState) -> Result<Response, ApiError> {
-    let actor = actor(&state, auth).await?;
-    let room = room_id(&id)?;
-    let req: PatchRoom = parse_json(body)?;
-    let update = RoomUpdate {
-        name: req
-            .name
-            .map(|n| n.ok_or_else(|| Error::invalid("invalid_room_name", "a room's name cannot be removed")))
-            .transpose()?,
-        topic: req.topic,
-        visibility: req
-            .visibility
-            .map(|v| v.ok_or_else(|| Error::invalid("invalid_visibility", "visibility must be 'public' or 'private'")))
-            .transpose()?,
-    };
-    Ok(json(
-        StatusCode::OK,
-        &state.chat.update_room(&actor, room, update).await?,
-    ))
+    in_room(&state, auth, &id, async |actor, room| {
+        let req: PatchRoom = parse_json(body)?;
+        let update = RoomUpdate {
+            name: req
+                .name
+                .map(|n| n.ok_or_else(|| Error::invalid("invalid_room_name", "a room's name cannot be removed")))
+                .transpose()?,
+            topic: req.topic,
+            visibility: req
+                .visibility
+                .map(|v| {
+                    v.ok_or_else(|| Error::invalid("invalid_visibility", "visibility must be 'public' or 'private'"))
+                })
+                .transpose()?,
+        };
+        Ok(json(
+            StatusCode::OK,
+            &state.chat.update_room(actor, room, update).await?,
+        ))
+    })
+    .await
 }
 
 async fn archive(id: String, auth: Option<String>, state: AppState) -> Result<Response, ApiError> {
-    let actor = actor(&state, auth).await?;
-    state.chat.archive_room(&actor, room_id(&id)?).await?;
-    Ok(no_content())
+    in_room(&state, auth, &id, async |actor, room| {
+        state.chat.archive_room(actor, room).await?;
+        Ok(no_content())
+    })
+    .await
 }
 
 async fn direct(auth: Option<String>, body: Body, state: AppState) -> Result<Response, ApiError> {

@@ -312,15 +312,22 @@ impl TestApp {
         (status, value)
     }
 
+    /// Sends `body` as it is, declared as JSON.
     pub async fn raw(&self, method: &str, path: &str, body: &'static str) -> (u16, Value) {
-        let res = self
+        self.raw_as(method, path, None, body).await
+    }
+
+    /// `raw`, signed in as `token`.
+    pub async fn raw_as(&self, method: &str, path: &str, token: Option<&str>, body: &'static str) -> (u16, Value) {
+        let mut req = self
             .http
             .request(method.parse().unwrap(), self.url(path))
             .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .expect("request");
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().await.expect("request");
         let status = res.status().as_u16();
         (status, res.json().await.unwrap_or(Value::Null))
     }

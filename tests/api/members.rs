@@ -452,7 +452,36 @@ async fn every_endpoint_answers_a_private_room_probe_exactly_like_a_missing_room
         ("PATCH", "/messages/1", Some(json!({"body": "x"}))),
         ("DELETE", "/messages/1", None),
         ("PUT", "/read", Some(json!({"seq": 1}))),
+        // Whatever else is wrong with a request, a room one may not see comes first.
+        ("PATCH", "", Some(json!({"name": ""}))),
+        ("PATCH", "", Some(json!({"colour": "red"}))),
+        ("GET", "/members?limit=0", None),
+        ("GET", "/bans?cursor=garbage", None),
+        ("POST", "/members", Some(json!({"username": "eve", "role": "king"}))),
+        ("PATCH", "/members/alice", Some(json!({"role": "king"}))),
+        ("GET", "/messages?limit=500", None),
+        ("GET", "/messages?before=abc", None),
+        ("GET", "/messages?before=1&before=2", None),
+        ("POST", "/messages", Some(json!({"body": "   "}))),
+        ("POST", "/messages", Some(json!({"body": 7}))),
+        ("PATCH", "/messages/abc", Some(json!({"body": "x"}))),
+        ("PUT", "/read", Some(json!({"seq": "one"}))),
     ];
+    for (method, suffix, body) in [("POST", "/messages", "{not json"), ("PUT", "/read", "")] {
+        let (s, b) = app
+            .raw_as(method, &format!("/api/v1/rooms/{room}{suffix}"), Some(&eve), body)
+            .await;
+        assert_eq!(
+            (s, code(&b)),
+            (404, "room_not_found"),
+            "{method} {suffix} {body:?}: {b}"
+        );
+        // A member sending the same gets the input's error.
+        let (s, _) = app
+            .raw_as(method, &format!("/api/v1/rooms/{room}{suffix}"), Some(&alice), body)
+            .await;
+        assert_eq!(s, 400, "{method} {suffix} {body:?}");
+    }
     for (method, suffix, body) in probes {
         let (s1, b1) = app
             .call(
