@@ -389,6 +389,108 @@ fn examples(roff: &mut Roff, page: &str) {
                 "chatd room delete old-room --yes",
             ),
         ],
+        "chatd-migrate-up" => &[
+            ("Apply every pending migration:", "chatd migrate up"),
+            (
+                "The same, for the service's data directory, as its account:",
+                "sudo -u chatd chatd --data-dir /var/lib/chatd migrate up",
+            ),
+        ],
+        "chatd-migrate-status" => &[
+            ("List applied and pending migrations:", "chatd migrate status"),
+            (
+                "Check from a deploy script that the database matches this binary:",
+                "chatd migrate status >/dev/null || echo 'edited or unknown migrations'",
+            ),
+        ],
+        "chatd-user-create" => &[
+            (
+                "Create an account; the password is asked for without echo:",
+                "chatd user create alice --display-name 'Alice Liddell'",
+            ),
+            (
+                "Create an administrator from a script, the password on standard input:",
+                "printf '%s\\n' \"$PASSWORD\" | chatd user create admin --admin --password-stdin",
+            ),
+        ],
+        "chatd-user-list" => &[
+            ("Every account, as a table:", "chatd user list"),
+            (
+                "The usernames of the disabled accounts:",
+                "chatd user list --json | jq -r '.[] | select(.disabled) | .username'",
+            ),
+        ],
+        "chatd-user-show" => &[
+            ("One account:", "chatd user show alice"),
+            ("The same as JSON:", "chatd user show alice --json"),
+        ],
+        "chatd-user-passwd" => &[
+            ("Set a new password, asked for without echo:", "chatd user passwd alice"),
+            (
+                "Set it from a password manager:",
+                "pass show chat/alice | chatd user passwd alice --password-stdin",
+            ),
+        ],
+        "chatd-user-disable" => &[(
+            "Lock an account out and end its sessions:",
+            "chatd user disable mallory",
+        )],
+        "chatd-user-enable" => &[("Let a disabled account sign in again:", "chatd user enable mallory")],
+        "chatd-user-delete" => &[(
+            "Delete an account (its messages stay, without an author):",
+            "chatd user delete mallory",
+        )],
+        "chatd-user-set-admin" => &[
+            ("Make alice a server administrator:", "chatd user set-admin alice true"),
+            ("Take it back:", "chatd user set-admin alice false"),
+        ],
+        "chatd-room-create" => &[
+            (
+                "A public room, owned by the operator until a member is made owner:",
+                "chatd room create general --topic 'Anything goes'",
+            ),
+            (
+                "A private room owned by alice:",
+                "chatd room create staff --private --owner alice",
+            ),
+        ],
+        "chatd-room-list" => &[
+            ("Every room, archived and direct ones too:", "chatd room list"),
+            (
+                "The names of the private rooms:",
+                "chatd room list --json | jq -r '.[] | select(.visibility == \"private\") | .name'",
+            ),
+        ],
+        "chatd-room-show" => &[
+            ("A room by name, in any case:", "chatd room show General"),
+            (
+                "A direct room, by its id:",
+                "chatd room show 0b9d6c1e-5f0e-4c3a-9d57-2f1e8c4b7a10",
+            ),
+        ],
+        "chatd-room-archive" => &[(
+            "Make a room read-only, keeping its history:",
+            "chatd room archive old-project",
+        )],
+        "chatd-room-delete" => &[(
+            "Delete a room and all its messages for good:",
+            "chatd room delete old-project --yes",
+        )],
+        "chatd-room-add-member" => &[
+            ("Add bob to a private room:", "chatd room add-member staff bob"),
+            (
+                "Add carol as an admin:",
+                "chatd room add-member staff carol --role admin",
+            ),
+        ],
+        "chatd-room-remove-member" => &[("Remove bob from a room:", "chatd room remove-member staff bob")],
+        "chatd-room-set-role" => &[
+            ("Make bob an admin:", "chatd room set-role staff bob admin"),
+            (
+                "Transfer ownership to carol (the old owner becomes an admin):",
+                "chatd room set-role staff carol owner",
+            ),
+        ],
         "chatd-completions" => &[
             (
                 "Load completions in the current bash:",
@@ -506,6 +608,15 @@ mod tests {
             "the developer's `man` command stays hidden"
         );
         assert!(!names.iter().any(|n| n.contains("help")), "{names:?}");
+    }
+
+    #[test]
+    fn every_page_has_examples_and_exit_statuses() {
+        for page in pages().unwrap() {
+            for section in [".SH EXAMPLES", ".SH \"EXIT STATUS\""] {
+                assert!(page.text.contains(section), "{} lacks {section}", page.file_name);
+            }
+        }
     }
 
     #[test]
