@@ -107,6 +107,29 @@ pub async fn apply_migrations(db: &Db) -> anyhow::Result<Vec<migrate::Migration>
     Ok(applied)
 }
 
+/// Makes sure the schema is the one this binary was built for before anything uses it: with
+/// `auto_migrate` the pending migrations are applied; without, a database that is behind,
+/// edited or ahead of this binary is refused (not migrating is allowed, serving a schema that
+/// does not match is not).
+pub async fn prepare_schema(db: &Db, auto_migrate: bool) -> anyhow::Result<()> {
+    if auto_migrate {
+        // Each applied migration is logged by the runner itself.
+        apply_migrations(db).await?;
+        return Ok(());
+    }
+    let conn = db.conn().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let migrations = migrate::embedded()?;
+    let status = migrate::status(&conn, &migrations).await?;
+    if let Some(problem) = status.iter().find_map(|s| s.problem(&migrations)) {
+        return Err(problem.into());
+    }
+    let pending = status.iter().filter(|s| s.state == migrate::State::Pending).count();
+    if pending > 0 {
+        return Err(migrate::MigrateError::Behind(pending).into());
+    }
+    Ok(())
+}
+
 /// Periodic clean-up that belongs to no request: ended sessions are purged hourly.
 async fn housekeeping(db: Db) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));

@@ -356,7 +356,7 @@ fn examples(roff: &mut Roff, page: &str) {
                 "chatd serve --bind 0.0.0.0:8080",
             ),
             (
-                "Start without applying migrations (apply them with chatd migrate):",
+                "Start without applying migrations (apply them first with chatd migrate):",
                 "chatd serve --no-migrate",
             ),
         ],

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 
 use super::{print, require_installation, with_database, CliError};
-use crate::app::{apply_migrations, Signals};
+use crate::app::{prepare_schema, Signals};
 use crate::chat::{Actor, Chat, Role, RoomView};
 use crate::config::Config;
 use crate::db::Database;
@@ -120,9 +120,7 @@ pub async fn run(config: Config, args: RoomArgs, mut signals: Signals) -> Result
 }
 
 async fn act(config: &Config, database: &Database, action: RoomAction) -> Result<(), CliError> {
-    if config.database.auto_migrate {
-        apply_migrations(&database.db).await?;
-    }
+    prepare_schema(&database.db, config.database.auto_migrate).await?;
     let chat = Chat::new(database.db.clone());
     let op = Actor::Operator;
     match action {

@@ -7,17 +7,18 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::CliError;
-use crate::app::{apply_migrations, Application, Signals};
+use crate::app::{prepare_schema, Application, Signals};
 use crate::auth::tokens::TokenKeys;
 use crate::config::Config;
-use crate::db::{datadir, migrate, Database};
+use crate::db::{datadir, Database};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on [default: server.bind, 127.0.0.1:8080]
     #[arg(long, value_name = "ADDR:PORT")]
     pub bind: Option<SocketAddr>,
-    /// Do not apply pending migrations at start (same as database.auto_migrate = false)
+    /// Do not apply pending migrations at start, and refuse to start while any are pending
+    /// (same as database.auto_migrate = false)
     #[arg(long)]
     pub no_migrate: bool,
 }
@@ -84,25 +85,7 @@ async fn serve(config: &Arc<Config>, database: &Database, mut signals: Signals) 
 
 /// Everything between an open database and a bound listener.
 async fn start(config: &Arc<Config>, database: &Database) -> Result<Application, CliError> {
-    if config.database.auto_migrate {
-        // Each applied migration is logged by the runner itself.
-        apply_migrations(&database.db).await?;
-    } else {
-        let conn = database.db.conn().await?;
-        let migrations = migrate::embedded()?;
-        let status = migrate::status(&conn, &migrations).await?;
-        // Not migrating is allowed; serving a schema this binary does not match is not.
-        if let Some(problem) = status.iter().find_map(|s| s.problem(&migrations)) {
-            return Err(problem.into());
-        }
-        let pending = status.iter().filter(|s| s.state == migrate::State::Pending).count();
-        if pending > 0 {
-            tracing::warn!(
-                pending,
-                "migrations are pending and auto_migrate is off: run `chatd migrate`"
-            );
-        }
-    }
+    prepare_schema(&database.db, config.database.auto_migrate).await?;
     if config.database_url().is_some() && config.auth.jwt_secret.is_none() && config.auth.jwt_secret_file.is_none() {
         tracing::warn!(
             "no auth.jwt_secret configured: using one generated in {}; nodes sharing this database need one secret (auth.jwt_secret_file)",

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 
 use super::{print, require_installation, with_database, CliError};
-use crate::app::{apply_migrations, AppState, Signals};
+use crate::app::{prepare_schema, AppState, Signals};
 use crate::config::Config;
 use crate::db::Database;
 use crate::users::User;
@@ -114,9 +114,7 @@ async fn act(
     action: UserAction,
     password: Option<String>,
 ) -> Result<(), CliError> {
-    if config.database.auto_migrate {
-        apply_migrations(&database.db).await?;
-    }
+    prepare_schema(&database.db, config.database.auto_migrate).await?;
     let accounts = AppState::new(config.clone(), database.db.clone())?.accounts;
     let password = || password.clone().unwrap_or_default();
     match action {

@@ -51,6 +51,10 @@ pub enum MigrateError {
     },
     #[error("the database has migration {0} applied, which this chatd binary does not know: run a newer chatd")]
     Unknown(String),
+    #[error(
+        "the database is {0} migration(s) behind this chatd and database.auto_migrate is off: run `chatd migrate`"
+    )]
+    Behind(usize),
     #[error("migration {label} failed: {source}")]
     Failed {
         label: String,

@@ -601,24 +601,26 @@ async fn an_interrupted_initdb_is_redone_and_a_foreign_cluster_dir_refused() {
 }
 
 #[tokio::test]
-async fn serve_flags_beat_the_environment_and_no_migrate_leaves_the_schema_alone() {
+async fn serve_flags_beat_the_environment_and_no_migrate_refuses_a_schema_behind() {
     let db = crate::helpers::TestDb::empty().await;
     let dir = scratch_dir();
-    let mut serve = chatd(
-        dir.path(),
-        Some(&db.url),
-        &["serve", "--bind", "127.0.0.1:0", "--no-migrate"],
-    );
     // The environment asks for port 1 and auto-migration; the flags win.
-    serve
-        .env("CHATD_SERVER__BIND", "127.0.0.1:1")
-        .env("CHATD_DATABASE__AUTO_MIGRATE", "true")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = ChildGuard(serve.spawn().unwrap());
-    let (addr, log) = wait_for_listen(child.stderr.take().unwrap());
-    assert!(addr.starts_with("127.0.0.1:") && !addr.ends_with(":1"), "{addr}");
+    let serve = |dir: &Path| {
+        let mut serve = chatd(dir, Some(&db.url), &["serve", "--bind", "127.0.0.1:0", "--no-migrate"]);
+        serve
+            .env("CHATD_SERVER__BIND", "127.0.0.1:1")
+            .env("CHATD_DATABASE__AUTO_MIGRATE", "true")
+            .env("RUST_LOG", "info");
+        serve
+    };
+    // Not migrating leaves the schema alone, and a schema behind the binary is not served.
+    let (code, _, err) = outcome(&run(serve(dir.path())));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("migration(s) behind") && err.contains("run `chatd migrate`"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().filter(|l| l.contains("error")).count(), 1, "{err}");
     let migrated: bool = db
         .client()
         .await
@@ -627,9 +629,21 @@ async fn serve_flags_beat_the_environment_and_no_migrate_leaves_the_schema_alone
         .unwrap()
         .get(0);
     assert!(!migrated, "--no-migrate applied nothing");
+    let mut list = chatd(dir.path(), Some(&db.url), &["user", "list"]);
+    list.env("CHATD_DATABASE__AUTO_MIGRATE", "false");
+    let (code, _, err) = outcome(&run(list));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("run `chatd migrate`"), "{err}");
+
+    let (code, _, err) = outcome(&run(chatd(dir.path(), Some(&db.url), &["migrate"])));
+    assert_eq!(code, 0, "{err}");
+    let mut serve = serve(dir.path());
+    serve.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = ChildGuard(serve.spawn().unwrap());
+    let (addr, log) = wait_for_listen(child.stderr.take().unwrap());
+    assert!(addr.starts_with("127.0.0.1:") && !addr.ends_with(":1"), "{addr}");
     let (status, log) = signal_and_wait(&mut child, Signal::SIGTERM, log);
     assert!(status.success(), "{log}");
-    assert!(log.contains("migrations are pending and auto_migrate is off"), "{log}");
 }
 
 #[tokio::test]
