@@ -227,6 +227,9 @@ impl Config {
             url.parse::<tokio_postgres::Config>()
                 .map_err(|e| ConfigError::key("database.url", format!("not a PostgreSQL URL ({e})")))?;
         }
+        if self.server.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::key("server.data_dir", "must not be empty"));
+        }
         if !(1..=1000).contains(&self.database.pool_size) {
             return Err(ConfigError::key("database.pool_size", "must be between 1 and 1000"));
         }
@@ -447,6 +450,14 @@ mod tests {
                 Ok(())
             });
         }
+    }
+
+    #[test]
+    fn an_empty_data_dir_is_a_configuration_error() {
+        let mut c = Config::default();
+        c.server.data_dir = "".into();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("server.data_dir") && err.contains("empty"), "{err}");
     }
 
     #[test]

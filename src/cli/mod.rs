@@ -8,6 +8,7 @@
 mod completions;
 mod man;
 mod migrate;
+mod prompt;
 mod room;
 mod serve;
 mod user;

@@ -84,7 +84,7 @@ pub enum UserAction {
 }
 
 /// The password a `create` or `passwd` needs, read before anything else: a typo at the
-/// prompt costs nothing, and Ctrl-C at the prompt simply ends chatd.
+/// prompt costs nothing, and Ctrl-C at the prompt simply ends chatd (its terminal restored).
 pub fn read_password_for(action: &UserAction) -> Result<Option<String>, CliError> {
     match action {
         UserAction::Create { password_stdin, .. } | UserAction::Passwd { password_stdin, .. } => {
@@ -239,10 +239,10 @@ fn read_password(from_stdin: bool, confirm: bool) -> Result<String, CliError> {
             "no terminal to prompt for a password: pipe it with --password-stdin",
         ));
     }
-    let first = rpassword::prompt_password("Password: ")
-        .map_err(|e| CliError::failure(format!("cannot read the password: {e}")))?;
+    let first =
+        super::prompt::hidden("Password: ").map_err(|e| CliError::failure(format!("cannot read the password: {e}")))?;
     if confirm {
-        let second = rpassword::prompt_password("Repeat password: ")
+        let second = super::prompt::hidden("Repeat password: ")
             .map_err(|e| CliError::failure(format!("cannot read the password: {e}")))?;
         if first != second {
             return Err(CliError::usage("the passwords do not match"));

@@ -688,3 +688,57 @@ async fn root_refuses_a_data_dir_that_belongs_to_another_account() {
     );
     assert_eq!(std::fs::read_dir(&data).unwrap().count(), 1, "nothing was created");
 }
+
+/// Ctrl-C at the no-echo password prompt, on a real terminal (a pty, through util-linux
+/// `script`): chatd ends with status 1 and one line, and the terminal echoes again.
+#[test]
+fn ctrl_c_at_the_password_prompt_gives_the_terminal_its_echo_back() {
+    let dir = scratch_dir();
+    let shell = format!(
+        "'{}' --data-dir '{}' user create xavier; echo \"rc=$?\"; stty -a",
+        env!("CARGO_BIN_EXE_chatd"),
+        dir.path().join("data").display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &shell, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("util-linux `script` (Debian: bsdutils) runs the prompt on a pty");
+    let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = {
+        let out = out.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = std::io::Read::read(&mut stdout, &mut buf) {
+                out.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let wait_for = |needle: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !out.lock().unwrap().contains(needle) {
+            assert!(Instant::now() < deadline, "no {needle:?} in {:?}", out.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for("Password:");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"\x03").unwrap();
+    stdin.flush().unwrap();
+    wait_for("rc=");
+    wait_for("speed");
+    drop(stdin);
+    let _ = child.wait();
+    reader.join().unwrap();
+    let out = out.lock().unwrap().clone();
+    assert!(out.contains("chatd: error: interrupted"), "{out}");
+    assert!(out.contains("rc=1"), "{out}");
+    let flags: Vec<&str> = out.split_whitespace().collect();
+    assert!(
+        flags.contains(&"echo") && !flags.contains(&"-echo"),
+        "echo is back: {out}"
+    );
+}
