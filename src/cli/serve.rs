@@ -75,12 +75,26 @@ async fn serve(config: &Arc<Config>, database: &Database, mut signals: Signals) 
         env!("CARGO_PKG_VERSION"),
         app.local_addr()
     );
+    // Stops on a signal, or with an error when the embedded cluster is lost for good (a
+    // service manager then restarts chatd).
+    let supervisor = database.supervisor();
+    let (lost_tx, lost_rx) = tokio::sync::oneshot::channel();
     app.run_until(async move {
-        let signal = signals.recv().await;
-        tracing::info!("{signal} received");
+        tokio::select! {
+            signal = signals.recv() => tracing::info!("{signal} received"),
+            lost = supervisor => {
+                tracing::error!("the embedded PostgreSQL cannot be started again: {lost}");
+                let _ = lost_tx.send(lost);
+            }
+        }
     })
     .await;
-    Ok(())
+    match lost_rx.await {
+        Ok(lost) => Err(CliError::failure(format!(
+            "the embedded PostgreSQL stopped and cannot be started again: {lost}"
+        ))),
+        Err(_) => Ok(()),
+    }
 }
 
 /// Everything between an open database and a bound listener.

@@ -73,7 +73,7 @@ pub struct EmbeddedOptions {
 }
 
 /// A located (and, after `start`, running) embedded cluster.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Embedded {
     bin_dir: PathBuf,
     pgdata: PathBuf,
@@ -228,7 +228,8 @@ impl Embedded {
         Ok(())
     }
 
-    async fn ping(&self) -> bool {
+    /// `true` when the cluster answers a query.
+    pub async fn ping(&self) -> bool {
         if !self.socket_dir.join(format!(".s.PGSQL.{PORT}")).exists() {
             return false;
         }

@@ -117,6 +117,9 @@ impl Db {
     }
 }
 
+/// How often `Database::supervisor` checks that the embedded cluster answers.
+const SUPERVISE_EVERY: Duration = Duration::from_secs(2);
+
 /// An open database: the pool, plus the embedded cluster when there is one.
 pub struct Database {
     pub db: Db,
@@ -177,6 +180,49 @@ impl Database {
             db,
             embedded: Some((embedded, data_dir, membership)),
         })
+    }
+
+    /// Watches the embedded cluster while chatd serves: a postmaster that dies (killed, out of
+    /// memory) is started again. The future ends, with the reason, only when it cannot be; it
+    /// never ends for an external database, whose availability `/readyz` reports.
+    pub fn supervisor(&self) -> impl std::future::Future<Output = EmbeddedError> + Send + 'static {
+        let embedded = self
+            .embedded
+            .as_ref()
+            .map(|(embedded, data_dir, _)| (embedded.clone(), data_dir.clone()));
+        async move {
+            let Some((embedded, data_dir)) = embedded else {
+                return std::future::pending().await;
+            };
+            let mut failures = 0;
+            loop {
+                tokio::time::sleep(SUPERVISE_EVERY).await;
+                if embedded.ping().await {
+                    continue;
+                }
+                tracing::warn!("the embedded PostgreSQL does not answer: starting it again");
+                // Under the lock that every start and stop of the cluster takes.
+                let restarted = match datadir::lock_embedded(&data_dir).await {
+                    Ok(lock) => {
+                        let started = embedded.start().await;
+                        drop(lock);
+                        started
+                    }
+                    Err(e) => Err(EmbeddedError::Io(e.to_string())),
+                };
+                match restarted {
+                    Ok(()) => {
+                        failures = 0;
+                        tracing::info!("the embedded PostgreSQL is back");
+                    }
+                    Err(e) if failures >= 2 => return e,
+                    Err(e) => {
+                        failures += 1;
+                        tracing::error!("could not start the embedded PostgreSQL again: {e}");
+                    }
+                }
+            }
+        }
     }
 
     /// Releases the pool and, when no other chatd process uses it, stops the embedded cluster.

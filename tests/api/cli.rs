@@ -361,8 +361,22 @@ async fn embedded_cluster_is_created_once_reused_attached_and_stopped() {
     assert!(postmaster_running(&data), "the orphaned postmaster is still up");
     let (mut child, addr, log) = start_serve(dir.path());
     assert_eq!(login_status(&addr, "alice", "password123").await, 200);
+
+    // A postmaster that dies under a running serve (OOM killer, kill -9) is started again.
+    let pid_file = std::fs::read_to_string(data.join("postgres/postmaster.pid")).unwrap();
+    let postmaster: i32 = pid_file.lines().next().unwrap().trim().parse().unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(postmaster), Signal::SIGKILL).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while login_status(&addr, "alice", "password123").await != 200 {
+        assert!(Instant::now() < deadline, "the database never came back");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let restarted = std::fs::read_to_string(data.join("postgres/postmaster.pid")).unwrap();
+    assert_ne!(restarted.lines().next(), pid_file.lines().next(), "a new postmaster");
+
     let (status, log) = signal_and_wait(&mut child, Signal::SIGINT, log);
     assert!(status.success(), "serve exit status {status:?} after Ctrl-C: {log}");
+    assert!(log.contains("the embedded PostgreSQL is back"), "{log}");
     assert!(!postmaster_running(&data));
 
     // A crash leaves a stale postmaster.pid behind; it must not block the next start.
