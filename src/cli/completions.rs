@@ -16,7 +16,12 @@ pub struct CompletionsArgs {
 }
 
 pub fn run(args: &CompletionsArgs) -> Result<(), CliError> {
-    let mut cmd = Cli::command();
+    // The generators offer hidden subcommands too (the developer's `man`): leave them out.
+    let full = Cli::command();
+    let mut cmd = clap::Command::new("chatd")
+        .version(env!("CARGO_PKG_VERSION"))
+        .args(full.get_arguments().cloned())
+        .subcommands(full.get_subcommands().filter(|c| !c.is_hide_set()).cloned());
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut cmd, "chatd", &mut script);
     let script = String::from_utf8_lossy(&script);

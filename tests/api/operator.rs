@@ -138,19 +138,41 @@ fn completions_for_bash_zsh_and_fish_name_every_subcommand() {
         ] {
             assert!(script.contains(word), "{shell} completions lack {word}");
         }
+        let words = script.split(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_');
+        assert!(
+            !{ words }.any(|w| w == "man"),
+            "{shell} completions offer the hidden `man`"
+        );
     }
 }
 
 #[test]
-fn bash_completions_load_into_bash() {
+fn bash_completions_load_into_bash_and_offer_the_visible_subcommands() {
+    // Loads the script, then asks it what follows `chatd ` as bash's completion would.
+    let script = r#"source <("$CHATD_BIN" completions bash) && complete -p chatd &&
+        COMP_WORDS=(chatd ""); COMP_CWORD=1; _chatd chatd "" chatd; echo "offered: ${COMPREPLY[*]}""#;
     let out = Command::new("bash")
-        .args(["-c", r#"source <("$CHATD_BIN" completions bash) && complete -p chatd"#])
+        .args(["-c", script])
         .env("CHATD_BIN", env!("CARGO_BIN_EXE_chatd"))
         .output()
         .expect("run bash");
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("_chatd chatd"), "{}", text(&out.stdout));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("_chatd chatd"), "{stdout}");
     assert_eq!(text(&out.stderr), "");
+    let offered: Vec<&str> = stdout
+        .split("offered:")
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    for word in ["serve", "migrate", "user", "room", "completions", "--data-dir"] {
+        assert!(offered.contains(&word), "{word} not in {offered:?}");
+    }
+    assert!(
+        !offered.contains(&"man"),
+        "the hidden `man` is not offered: {offered:?}"
+    );
 }
 
 // --- manual pages --------------------------------------------------------------------------
