@@ -222,30 +222,35 @@ pub async fn list(
     after: Option<&RoomCursor>,
     limit: i64,
 ) -> Result<Vec<RoomSummary>, tokio_postgres::Error> {
+    // The page is chosen first (the inner query walks `rooms_listing_idx` in order and stops
+    // at the limit); only its rooms then get their counts and last message. Written as one
+    // query, the planner may compute those for every room, then sort.
     let sql = format!(
-        "SELECT {ROOM_COLUMNS}, r.name_key, m.role, \
-            CASE WHEN m.user_id IS NOT NULL THEN \
+        "SELECT {ROOM_COLUMNS}, r.name_key, r.role, \
+            CASE WHEN r.member THEN \
               (SELECT count(*) FROM (SELECT 1 FROM messages u WHERE u.room_id = r.id \
-                 AND u.seq > m.last_read_seq AND u.deleted_at IS NULL \
+                 AND u.seq > r.last_read_seq AND u.deleted_at IS NULL \
                  AND u.author_id IS DISTINCT FROM $1 LIMIT {UNREAD_CAP}) unread) END, \
             (SELECT count(*) FROM room_members x WHERE x.room_id = r.id), \
             CASE WHEN r.visibility = 'direct' THEN \
               (SELECT array_agg(du.username ORDER BY du.username) FROM room_members d \
                  JOIN users du ON du.id = d.user_id WHERE d.room_id = r.id) END, \
             {LAST_MESSAGE_COLUMNS} \
-         FROM rooms r \
-         LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $1 \
+         FROM (SELECT p.*, m.role, m.last_read_seq, m.user_id IS NOT NULL AS member \
+               FROM rooms p \
+               LEFT JOIN room_members m ON m.room_id = p.id AND m.user_id = $1 \
+               WHERE ($1::uuid IS NULL OR m.user_id IS NOT NULL OR (NOT $2 AND p.visibility = 'public' \
+                       AND NOT EXISTS (SELECT 1 FROM room_bans b WHERE b.room_id = p.id AND b.user_id = $1))) \
+                 AND ($3 OR p.archived_at IS NULL) \
+                 AND ($4::text IS NULL OR strpos(p.name_key, $4) > 0) \
+                 AND ($5::uuid IS NULL OR p.id = $5) \
+                 AND ($6::bool IS NULL OR ((p.visibility = 'direct'), p.name_key COLLATE \"C\", p.id) > ($6, $7::text COLLATE \"C\", $8)) \
+               ORDER BY (p.visibility = 'direct'), p.name_key COLLATE \"C\", p.id \
+               LIMIT $9) r \
          LEFT JOIN LATERAL (SELECT mm.*, au.username AS author FROM messages mm \
               LEFT JOIN users au ON au.id = mm.author_id \
               WHERE mm.room_id = r.id AND mm.deleted_at IS NULL ORDER BY mm.seq DESC LIMIT 1) lm ON true \
-         WHERE ($1::uuid IS NULL OR m.user_id IS NOT NULL OR (NOT $2 AND r.visibility = 'public' \
-                 AND NOT EXISTS (SELECT 1 FROM room_bans b WHERE b.room_id = r.id AND b.user_id = $1))) \
-           AND ($3 OR r.archived_at IS NULL) \
-           AND ($4::text IS NULL OR strpos(r.name_key, $4) > 0) \
-           AND ($5::uuid IS NULL OR r.id = $5) \
-           AND ($6::bool IS NULL OR ((r.visibility = 'direct'), r.name_key COLLATE \"C\", r.id) > ($6, $7::text COLLATE \"C\", $8)) \
-         ORDER BY (r.visibility = 'direct'), r.name_key COLLATE \"C\", r.id \
-         LIMIT $9"
+         ORDER BY (r.visibility = 'direct'), r.name_key COLLATE \"C\", r.id"
     );
     let (direct, key, id) = match after {
         Some(c) => (Some(c.direct), Some(c.name_key.as_str()), Some(c.id)),
