@@ -233,8 +233,11 @@ impl Config {
         if !(1..=1000).contains(&self.database.pool_size) {
             return Err(ConfigError::key("database.pool_size", "must be between 1 and 1000"));
         }
-        if self.database.connect_timeout_secs == 0 {
-            return Err(ConfigError::key("database.connect_timeout_secs", "must be at least 1"));
+        if !(1..=3600).contains(&self.database.connect_timeout_secs) {
+            return Err(ConfigError::key(
+                "database.connect_timeout_secs",
+                "must be between 1 and 3600",
+            ));
         }
         // Only embedded mode runs the server binaries; they run from `/`, so the path must
         // not depend on the directory chatd was started in.

@@ -11,10 +11,14 @@
 //!   as nothing (Hangul fillers, the braille blank, variation selectors, joiners, tags…)? A name
 //!   or message made only of those would look empty or impersonate an empty one.
 
-/// Control characters (newline, carriage return and tab only when `allow_newline`) and
-/// invisible characters that can make text read differently from what it is.
+/// Control characters (newline, carriage return and tab only when `allow_newline`), the
+/// Unicode line and paragraph separators (likewise), and invisible characters that can make
+/// text read differently from what it is.
 pub fn has_forbidden(s: &str, allow_newline: bool) -> bool {
     s.chars().any(|c| {
+        if matches!(c, '\u{2028}' | '\u{2029}') {
+            return !allow_newline;
+        }
         let spoofing = matches!(
             c,
             '\u{200B}'
@@ -83,6 +87,8 @@ mod tests {
             assert!(has_forbidden(bad, true), "{bad:?}");
         }
         assert!(has_forbidden("a\nb", false));
+        assert!(has_forbidden("a\u{2028}b", false) && has_forbidden("a\u{2029}b", false));
+        assert!(!has_forbidden("a\u{2028}b", true));
         assert!(!has_forbidden("a\nb\tc", true));
     }
 

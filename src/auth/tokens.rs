@@ -150,6 +150,15 @@ fn generated_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
     let mut bytes = [0u8; 48];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let secret = URL_SAFE_NO_PAD.encode(bytes);
+    let write_new = |target: &Path| -> std::io::Result<()> {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(target)?;
+        file.write_all(secret.as_bytes())?;
+        file.sync_all()
+    };
     // Written whole under a private name, then linked into place: a process racing this one
     // either sees no file or the complete winner, never a half-written secret.
     let staging = dir.join(format!(
@@ -157,24 +166,24 @@ fn generated_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
         std::process::id(),
         rand::random::<u64>()
     ));
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&staging)
-        .and_then(|mut f| {
-            f.write_all(secret.as_bytes())?;
-            f.sync_all()
-        })
-        .with_context(|| format!("cannot write {}", staging.display()));
-    let linked = written.and_then(|()| match std::fs::hard_link(&staging, path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
-    });
+    write_new(&staging).with_context(|| format!("cannot write {}", staging.display()))?;
+    let linked = std::fs::hard_link(&staging, path);
     let _ = std::fs::remove_file(&staging);
-    if !linked? {
-        return read(path);
+    let placed = match linked {
+        Ok(()) => Ok(()),
+        // A file system without hard links (vfat, some network and FUSE mounts): create the
+        // file in place instead.
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => write_new(path),
+        Err(e) => Err(e),
+    };
+    match placed {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return read(path),
+        Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
+    }
+    // The new directory entry, durable too.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
     }
     Ok(secret.into_bytes())
 }

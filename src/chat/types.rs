@@ -28,7 +28,10 @@ pub const BAN_REASON_MAX: usize = 500;
 /// Invisible characters (a zero-width joiner, a direction mark) are dropped, so `general` and
 /// `gen\u{200C}eral` are one name.
 pub fn name_key(name: &str) -> String {
-    let folded: String = name.nfkc().collect::<String>().to_lowercase().nfkc().collect();
+    // Dropped first: between a letter and its combining mark, an invisible character would
+    // keep NFKC from composing them.
+    let visible = crate::text::visible_only(name);
+    let folded: String = visible.nfkc().collect::<String>().to_lowercase().nfkc().collect();
     crate::text::visible_only(&folded)
 }
 
@@ -250,6 +253,9 @@ mod tests {
             "gene\u{200D}ral",
         ] {
             assert_eq!(RoomName::parse(spoof).unwrap().key(), "general", "{spoof:?}");
+        }
+        for spoof in ["cafe\u{200D}\u{301}", "cafe\u{34F}\u{301}", "cafe\u{FE0F}\u{301}"] {
+            assert_eq!(RoomName::parse(spoof).unwrap().key(), "caf\u{E9}", "{spoof:?}");
         }
         for bad in ["", "   ", &"x".repeat(65), "a\nb", "a\u{202E}b"] {
             assert_eq!(RoomName::parse(bad).unwrap_err().code(), "invalid_room_name", "{bad:?}");

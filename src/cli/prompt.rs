@@ -39,8 +39,15 @@ pub fn hidden(prompt: &str) -> std::io::Result<String> {
     let handler = interrupted as extern "C" fn(libc::c_int) as libc::sighandler_t;
     let previous: Vec<_> = SIGNALS
         .iter()
-        // SAFETY: the handler only makes async-signal-safe calls.
-        .map(|&s| (s, unsafe { libc::signal(s, handler) }))
+        .map(|&s| {
+            // SAFETY: the handler only makes async-signal-safe calls. A signal the parent
+            // chose to ignore (nohup's SIGHUP) stays ignored.
+            let before = unsafe { libc::signal(s, handler) };
+            if before == libc::SIG_IGN {
+                unsafe { libc::signal(s, libc::SIG_IGN) };
+            }
+            (s, before)
+        })
         .collect();
     let line = rpassword::prompt_password(prompt);
     for (s, before) in previous {

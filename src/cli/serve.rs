@@ -77,19 +77,20 @@ async fn serve(config: &Arc<Config>, database: &Database, mut signals: Signals) 
     );
     // Stops on a signal, or with an error when the embedded cluster is lost for good (a
     // service manager then restarts chatd).
-    let supervisor = database.supervisor();
-    let (lost_tx, lost_rx) = tokio::sync::oneshot::channel();
+    let (supervisor, lost) = database.supervise();
+    let (failed_tx, failed_rx) = tokio::sync::oneshot::channel();
     app.run_until(async move {
         tokio::select! {
             signal = signals.recv() => tracing::info!("{signal} received"),
-            lost = supervisor => {
+            Ok(lost) = lost => {
                 tracing::error!("the embedded PostgreSQL cannot be started again: {lost}");
-                let _ = lost_tx.send(lost);
+                let _ = failed_tx.send(lost);
             }
         }
     })
     .await;
-    match lost_rx.await {
+    supervisor.stop().await;
+    match failed_rx.await {
         Ok(lost) => Err(CliError::failure(format!(
             "the embedded PostgreSQL stopped and cannot be started again: {lost}"
         ))),

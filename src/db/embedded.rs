@@ -381,20 +381,33 @@ impl Embedded {
 
     /// Removes `postmaster.pid` (and the socket lock) when the process it names is gone or is
     /// not a postmaster any more, as after a crash or a reboot that recycled the pid.
-    fn clear_stale_pid_file(&self) -> Result<(), EmbeddedError> {
-        let pid_file = self.pgdata.join("postmaster.pid");
-        let Ok(text) = std::fs::read_to_string(&pid_file) else {
-            return Ok(());
-        };
+    /// The pid in `postmaster.pid`, and whether it is a live postmaster of this cluster; `None`
+    /// when there is no pid file.
+    fn postmaster(&self) -> Option<(i32, bool)> {
+        let text = std::fs::read_to_string(self.pgdata.join("postmaster.pid")).ok()?;
         let pid: i32 = text.lines().next().and_then(|l| l.trim().parse().ok()).unwrap_or(0);
         // Ours only if that process is a postmaster for *this* data directory (pg_ctl passes
         // `-D <pgdata>`); a recycled pid, even another cluster's postmaster, is stale.
         let pgdata = self.pgdata.to_string_lossy();
-        let alive_postmaster = pid > 0
+        let alive = pid > 0
             && std::fs::read(format!("/proc/{pid}/cmdline"))
                 .map(|c| String::from_utf8_lossy(&c).split('\0').any(|arg| arg == pgdata))
                 .unwrap_or(false);
-        if !alive_postmaster {
+        Some((pid, alive))
+    }
+
+    /// `true` while this cluster's postmaster process exists, answering or not (busy, out of
+    /// connection slots, recovering).
+    pub fn postmaster_alive(&self) -> bool {
+        self.postmaster().is_some_and(|(_, alive)| alive)
+    }
+
+    fn clear_stale_pid_file(&self) -> Result<(), EmbeddedError> {
+        let pid_file = self.pgdata.join("postmaster.pid");
+        let Some((pid, alive)) = self.postmaster() else {
+            return Ok(());
+        };
+        if !alive {
             tracing::warn!(pid, "removing a stale postmaster.pid left by a previous run");
             std::fs::remove_file(&pid_file).map_err(|e| io("cannot remove stale postmaster.pid", e))?;
             let _ = std::fs::remove_file(self.socket_dir.join(format!(".s.PGSQL.{PORT}.lock")));

@@ -33,27 +33,18 @@ pub struct Db {
 
 /// The pool's most recent failure to connect, so that "timed out waiting for a connection"
 /// can say why (connection refused, authentication failed…). Never holds a password:
-/// tokio-postgres errors do not quote the connection string. A failure older than `fresh` is
-/// not quoted: it is not why this wait timed out.
-#[derive(Debug, Clone)]
-struct LastError {
-    latest: Arc<Mutex<Option<(Instant, String)>>>,
-    fresh: Duration,
-}
+/// tokio-postgres errors do not quote the connection string.
+#[derive(Debug, Clone, Default)]
+struct LastError(Arc<Mutex<Option<(Instant, String)>>>);
 
 impl LastError {
-    fn new(fresh: Duration) -> Self {
-        Self {
-            latest: Arc::default(),
-            fresh,
-        }
-    }
-
-    fn get(&self) -> Option<String> {
-        let latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+    /// The latest failure if it happened at or after `since`: one from before a wait began is
+    /// not why that wait timed out.
+    fn since(&self, since: Instant) -> Option<String> {
+        let latest = self.0.lock().unwrap_or_else(|p| p.into_inner());
         latest
             .as_ref()
-            .filter(|(at, _)| at.elapsed() <= self.fresh)
+            .filter(|(at, _)| *at >= since)
             .map(|(_, text)| text.clone())
     }
 }
@@ -67,7 +58,7 @@ impl bb8::ErrorSink<tokio_postgres::Error> for LastError {
             text = format!("{text}: {cause}");
             source = cause.source();
         }
-        *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), text));
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), text));
     }
     fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<tokio_postgres::Error>> {
         Box::new(self.clone())
@@ -79,8 +70,7 @@ impl Db {
     /// answer `/readyz` with 503) while the database is still down.
     pub fn new(pg: tokio_postgres::Config, size: u32, timeout: Duration) -> Self {
         let manager = PostgresConnectionManager::new(pg, NoTls);
-        // A wait lasts `timeout`; a failure from before it began is someone else's story.
-        let last_error = LastError::new(timeout * 2);
+        let last_error = LastError::default();
         let pool = Pool::builder()
             .max_size(size)
             .connection_timeout(timeout)
@@ -92,9 +82,10 @@ impl Db {
 
     /// A pooled connection, or `Error::Unavailable` if none can be had in time.
     pub async fn conn(&self) -> Result<PgConn<'_>, Error> {
+        let waiting_since = Instant::now();
         self.pool.get().await.map_err(|e| match e {
             RunError::User(e) => Error::Unavailable(format!("database connection failed: {e}")),
-            RunError::TimedOut => Error::Unavailable(match self.last_error.get() {
+            RunError::TimedOut => Error::Unavailable(match self.last_error.since(waiting_since) {
                 Some(cause) => format!("timed out waiting for a database connection (last attempt: {cause})"),
                 None => "timed out waiting for a database connection".into(),
             }),
@@ -119,6 +110,21 @@ impl Db {
 
 /// How often `Database::supervisor` checks that the embedded cluster answers.
 const SUPERVISE_EVERY: Duration = Duration::from_secs(2);
+
+/// The task behind `Database::supervise`.
+pub struct Supervisor {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Supervisor {
+    /// Ends the watch, after any restart in progress has finished: call it before `close`,
+    /// so that no restart races the cluster's stop.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
 
 /// An open database: the pool, plus the embedded cluster when there is one.
 pub struct Database {
@@ -182,25 +188,34 @@ impl Database {
         })
     }
 
-    /// Watches the embedded cluster while chatd serves: a postmaster that dies (killed, out of
-    /// memory) is started again. The future ends, with the reason, only when it cannot be; it
-    /// never ends for an external database, whose availability `/readyz` reports.
-    pub fn supervisor(&self) -> impl std::future::Future<Output = EmbeddedError> + Send + 'static {
+    /// Watches the embedded cluster while chatd serves: a postmaster process that is gone
+    /// (killed, out of memory) is started again. One that is alive but does not answer (busy,
+    /// out of connection slots, recovering) is left alone: `/readyz` reports it. The receiver
+    /// hears, with the reason, when the cluster cannot be started again. Nothing is watched
+    /// for an external database.
+    pub fn supervise(&self) -> (Supervisor, tokio::sync::oneshot::Receiver<EmbeddedError>) {
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let (lost_tx, lost_rx) = tokio::sync::oneshot::channel();
         let embedded = self
             .embedded
             .as_ref()
             .map(|(embedded, data_dir, _)| (embedded.clone(), data_dir.clone()));
-        async move {
+        let task = tokio::spawn(async move {
             let Some((embedded, data_dir)) = embedded else {
-                return std::future::pending().await;
+                let _ = stopped.changed().await;
+                return;
             };
             let mut failures = 0;
             loop {
-                tokio::time::sleep(SUPERVISE_EVERY).await;
-                if embedded.ping().await {
+                // Stopping is only noticed here, never in the middle of a restart.
+                tokio::select! {
+                    _ = tokio::time::sleep(SUPERVISE_EVERY) => {}
+                    _ = stopped.changed() => return,
+                }
+                if embedded.postmaster_alive() || embedded.ping().await {
                     continue;
                 }
-                tracing::warn!("the embedded PostgreSQL does not answer: starting it again");
+                tracing::warn!("the embedded PostgreSQL is gone: starting it again");
                 // Under the lock that every start and stop of the cluster takes.
                 let restarted = match datadir::lock_embedded(&data_dir).await {
                     Ok(lock) => {
@@ -215,14 +230,18 @@ impl Database {
                         failures = 0;
                         tracing::info!("the embedded PostgreSQL is back");
                     }
-                    Err(e) if failures >= 2 => return e,
+                    Err(e) if failures >= 2 => {
+                        let _ = lost_tx.send(e);
+                        return;
+                    }
                     Err(e) => {
                         failures += 1;
                         tracing::error!("could not start the embedded PostgreSQL again: {e}");
                     }
                 }
             }
-        }
+        });
+        (Supervisor { stop, task }, lost_rx)
     }
 
     /// Releases the pool and, when no other chatd process uses it, stops the embedded cluster.

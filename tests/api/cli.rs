@@ -373,10 +373,21 @@ async fn embedded_cluster_is_created_once_reused_attached_and_stopped() {
     }
     let restarted = std::fs::read_to_string(data.join("postgres/postmaster.pid")).unwrap();
     assert_ne!(restarted.lines().next(), pid_file.lines().next(), "a new postmaster");
+    // One that is alive but does not answer (stopped here; busy or out of connection slots
+    // in life) is left alone: restarting it would mean stopping a healthy cluster.
+    let postmaster: i32 = restarted.lines().next().unwrap().trim().parse().unwrap();
+    let postmaster = nix::unistd::Pid::from_raw(postmaster);
+    nix::sys::signal::kill(postmaster, Signal::SIGSTOP).unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    nix::sys::signal::kill(postmaster, Signal::SIGCONT).unwrap();
+    assert_eq!(login_status(&addr, "alice", "password123").await, 200);
+    let now = std::fs::read_to_string(data.join("postgres/postmaster.pid")).unwrap();
+    assert_eq!(now.lines().next(), restarted.lines().next(), "the same postmaster");
 
     let (status, log) = signal_and_wait(&mut child, Signal::SIGINT, log);
     assert!(status.success(), "serve exit status {status:?} after Ctrl-C: {log}");
     assert!(log.contains("the embedded PostgreSQL is back"), "{log}");
+    assert_eq!(log.matches("starting it again").count(), 1, "one restart only: {log}");
     assert!(!postmaster_running(&data));
 
     // A crash leaves a stale postmaster.pid behind; it must not block the next start.
