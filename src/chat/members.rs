@@ -137,7 +137,7 @@ impl Chat {
             Role::Admin => room.require(Action::Own)?,
             Role::Member => {}
         }
-        let user = self.active_user(&tx, username).await?;
+        let user = self.active_user(&tx, actor, username).await?;
         let banned = rooms::ban_exists(&tx, room_id, user.id).await?;
         if banned {
             return Err(Error::conflict(

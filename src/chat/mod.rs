@@ -74,13 +74,27 @@ impl Chat {
         Self { db }
     }
 
-    /// An active account by name (disabled accounts cannot be added, invited or messaged).
-    async fn active_user(&self, c: &impl tokio_postgres::GenericClient, name: &str) -> Result<UserRecord> {
+    /// An active account by name (disabled accounts cannot be added, invited or messaged). A
+    /// user is not told that an account they cannot reach exists but is disabled; the operator,
+    /// who can enable it, is.
+    async fn active_user(
+        &self,
+        c: &impl tokio_postgres::GenericClient,
+        actor: &Actor,
+        name: &str,
+    ) -> Result<UserRecord> {
         let user = self.any_user(c, name).await?;
-        if user.disabled_at.is_some() {
-            return Err(user_not_found(name));
+        match (user.disabled_at, actor) {
+            (None, _) => Ok(user),
+            (Some(_), Actor::Operator) => Err(Error::conflict(
+                "user_disabled",
+                format!(
+                    "the account '{}' is disabled: enable it first (chatd user enable {})",
+                    user.username, user.username
+                ),
+            )),
+            (Some(_), Actor::User { .. }) => Err(user_not_found(name)),
         }
-        Ok(user)
     }
 
     async fn any_user(&self, c: &impl tokio_postgres::GenericClient, name: &str) -> Result<UserRecord> {

@@ -104,7 +104,7 @@ impl Chat {
         let tx = conn.transaction().await?;
         let owner = match (actor, owner) {
             (Actor::User { id, .. }, _) => Some(*id),
-            (Actor::Operator, Some(username)) => Some(self.active_user(&tx, username).await?.id),
+            (Actor::Operator, Some(username)) => Some(self.active_user(&tx, actor, username).await?.id),
             (Actor::Operator, None) => None,
         };
         let id = rooms::insert(
@@ -232,7 +232,7 @@ impl Chat {
         };
         let mut conn = self.db.conn().await?;
         let tx = conn.transaction().await?;
-        let peer = self.active_user(&tx, username).await?;
+        let peer = self.active_user(&tx, actor, username).await?;
         if peer.id == *me {
             return Err(Error::invalid(
                 "cannot_dm_self",

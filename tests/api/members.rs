@@ -605,3 +605,33 @@ async fn writes_answer_from_their_own_connection_even_with_a_pool_of_one() {
         assert_eq!(s, status, "{method} {path}: {b}");
     }
 }
+
+#[tokio::test]
+async fn a_disabled_account_cannot_be_added_or_messaged_and_looks_absent() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    app.user("dora").await;
+    app.db
+        .client()
+        .await
+        .execute("UPDATE users SET disabled_at = now() WHERE username = 'dora'", &[])
+        .await
+        .unwrap();
+    let room = app.room(&alice, "team", "private").await;
+    let probes = [
+        (format!("/api/v1/rooms/{room}/members"), json!({"username": "dora"})),
+        ("/api/v1/dms".to_string(), json!({"username": "dora"})),
+    ];
+    for (path, body) in probes {
+        let (s, b) = app.call("POST", &path, Some(&alice), Some(body.clone())).await;
+        assert_eq!((s, code(&b)), (404, "user_not_found"), "{path}: {b}");
+        // Exactly as for an account that never existed.
+        let ghost = json!({"username": "ghost"});
+        let (s2, b2) = app.call("POST", &path, Some(&alice), Some(ghost)).await;
+        assert_eq!(s2, 404);
+        assert_eq!(
+            b["error"]["message"].as_str().unwrap().replace("dora", "X"),
+            b2["error"]["message"].as_str().unwrap().replace("ghost", "X")
+        );
+    }
+}

@@ -138,7 +138,21 @@ async fn room_commands_fail_with_one_line_and_the_documented_exit_code() {
         "an operator's room may have no owner"
     );
     assert_eq!(room_cmd(&["create", "owned", "--owner", "alice"]).0, 0);
+    app.user("dora").await;
+    app.db
+        .client()
+        .await
+        .execute("UPDATE users SET disabled_at = now() WHERE username = 'dora'", &[])
+        .await
+        .unwrap();
     for (args, exit, needle) in [
+        // The operator is told why (an API user only hears of no such user).
+        (
+            vec!["create", "y", "--owner", "dora"],
+            1,
+            "'dora' is disabled: enable it first",
+        ),
+        (vec!["add-member", "general", "dora"], 1, "'dora' is disabled"),
         (vec!["create", "GENERAL"], 1, "already exists"),
         (vec!["create", ""], 2, "name must be"),
         (vec!["create", "x", "--owner", "nobody"], 1, "no user named 'nobody'"),
