@@ -379,8 +379,6 @@ impl Embedded {
         ))
     }
 
-    /// Removes `postmaster.pid` (and the socket lock) when the process it names is gone or is
-    /// not a postmaster any more, as after a crash or a reboot that recycled the pid.
     /// The pid in `postmaster.pid`, and whether it is a live postmaster of this cluster; `None`
     /// when there is no pid file.
     fn postmaster(&self) -> Option<(i32, bool)> {
@@ -402,6 +400,8 @@ impl Embedded {
         self.postmaster().is_some_and(|(_, alive)| alive)
     }
 
+    /// Removes `postmaster.pid` (and the socket lock) when the process it names is gone or is
+    /// not a postmaster any more, as after a crash or a reboot that recycled the pid.
     fn clear_stale_pid_file(&self) -> Result<(), EmbeddedError> {
         let pid_file = self.pgdata.join("postmaster.pid");
         let Some((pid, alive)) = self.postmaster() else {

@@ -108,7 +108,7 @@ impl Db {
     }
 }
 
-/// How often `Database::supervisor` checks that the embedded cluster answers.
+/// How often `Database::supervise` checks that the embedded cluster's postmaster is there.
 const SUPERVISE_EVERY: Duration = Duration::from_secs(2);
 
 /// The task behind `Database::supervise`.

@@ -288,9 +288,10 @@ pub(crate) async fn actor(state: &AppState, header: Option<String>) -> Result<Ac
 }
 
 /// Answers a request addressed to the room `id` in its path: `handle` gets the caller and the
-/// room. A request that fails on its input (400, 413, 415, 422) is checked against the room
-/// first, so one addressed to a room the caller may not see is 404 `room_not_found` whatever
-/// else is wrong with it — just as for a room that does not exist.
+/// room. A request that fails on its input (400, 413, 415, 422, or a 404 for something else
+/// it names) is checked against the room first, so one addressed to a room the caller may not
+/// see is 404 `room_not_found` whatever else is wrong with it — as for a room that does not
+/// exist.
 pub(crate) async fn in_room(
     state: &AppState,
     auth: Option<String>,

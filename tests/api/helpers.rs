@@ -380,6 +380,18 @@ impl TestApp {
     }
 
     /// Creates a room as `token`'s user; returns its id.
+    /// Marks `username`'s account disabled (its sessions are left alone).
+    pub async fn disable(&self, username: &str) {
+        let n = self
+            .db
+            .client()
+            .await
+            .execute("UPDATE users SET disabled_at = now() WHERE username = $1", &[&username])
+            .await
+            .unwrap();
+        assert_eq!(n, 1, "no user {username}");
+    }
+
     pub async fn room(&self, token: &str, name: &str, visibility: &str) -> String {
         let (s, room) = self
             .call(

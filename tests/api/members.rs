@@ -611,12 +611,7 @@ async fn a_disabled_account_cannot_be_added_or_messaged_and_looks_absent() {
     let app = TestApp::spawn().await;
     let alice = app.user("alice").await;
     app.user("dora").await;
-    app.db
-        .client()
-        .await
-        .execute("UPDATE users SET disabled_at = now() WHERE username = 'dora'", &[])
-        .await
-        .unwrap();
+    app.disable("dora").await;
     let room = app.room(&alice, "team", "private").await;
     let probes = [
         (format!("/api/v1/rooms/{room}/members"), json!({"username": "dora"})),

@@ -139,12 +139,7 @@ async fn room_commands_fail_with_one_line_and_the_documented_exit_code() {
     );
     assert_eq!(room_cmd(&["create", "owned", "--owner", "alice"]).0, 0);
     app.user("dora").await;
-    app.db
-        .client()
-        .await
-        .execute("UPDATE users SET disabled_at = now() WHERE username = 'dora'", &[])
-        .await
-        .unwrap();
+    app.disable("dora").await;
     for (args, exit, needle) in [
         // The operator is told why (an API user only hears of no such user).
         (
