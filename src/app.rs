@@ -14,15 +14,19 @@ use tokio::net::TcpListener;
 
 use crate::auth::tokens::TokenKeys;
 use crate::auth::Accounts;
+use crate::bus::{self, Bus};
 use crate::chat::Chat;
 use crate::config::Config;
 use crate::db::{migrate, sessions, Db};
+use crate::ws::hub::Hub;
+use crate::ws::protocol::Close;
 
 /// Everything a request handler may need. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub accounts: Accounts,
     pub chat: Chat,
+    pub hub: Hub,
     pub db: Db,
     pub config: Arc<Config>,
     pub started_at: Instant,
@@ -32,9 +36,11 @@ impl AppState {
     pub fn new(config: Arc<Config>, db: Db) -> anyhow::Result<Self> {
         let tokens = TokenKeys::from_config(&config)?;
         let accounts = Accounts::new(db.clone(), &config, tokens);
+        let hub = Hub::new(db.clone(), config.ws.clone());
         Ok(Self {
             accounts,
-            chat: Chat::new(db.clone()),
+            chat: Chat::new(db.clone(), Bus::local(hub.clone()), &config.limits),
+            hub,
             db,
             config,
             started_at: Instant::now(),
@@ -71,7 +77,14 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let Application { listener, state, .. } = self;
         let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
-        let housekeeping = tokio::spawn(housekeeping(state.db.clone()));
+        let housekeeping = tokio::spawn(housekeeping(state.clone()));
+        let stop_listening = tokio_util::sync::CancellationToken::new();
+        let listener_task = tokio::spawn(bus::listen(
+            state.db.clone(),
+            state.hub.clone(),
+            stop_listening.clone(),
+        ));
+        let hub = state.hub.clone();
         let hasher = state.accounts.hasher.clone();
         tokio::spawn(async move {
             if let Err(e) = hasher.warm_up().await {
@@ -90,6 +103,9 @@ impl Application {
             _ = shutdown => {
                 tracing::info!("shutting down: no new connections, {}s for in-flight requests", grace.as_secs());
                 let _ = stop_tx.send(());
+                // Upgraded sockets are not the HTTP server's to wait for: close them here
+                // ("going away": clients reconnect elsewhere and resume with since_seq).
+                hub.close_all(Close::GoingAway, grace).await;
                 if tokio::time::timeout(grace, &mut server).await.is_err() {
                     tracing::warn!("grace period over; closing remaining connections");
                     server.abort();
@@ -97,6 +113,8 @@ impl Application {
             }
         }
         housekeeping.abort();
+        stop_listening.cancel();
+        let _ = listener_task.await;
     }
 }
 
@@ -130,11 +148,21 @@ pub async fn prepare_schema(db: &Db, auto_migrate: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Periodic clean-up that belongs to no request: ended sessions are purged hourly.
-async fn housekeeping(db: Db) {
-    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+/// Periodic work that belongs to no request: every minute, live sockets are re-checked against
+/// the database (a net under the event bus: a session that merely expired ends too); every
+/// hour, ended sessions are purged.
+async fn housekeeping(state: AppState) {
+    let AppState { db, hub, chat, .. } = state;
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    let mut minutes = 0u64;
     loop {
         tick.tick().await;
+        hub.reconcile().await;
+        chat.prune_limits();
+        minutes += 1;
+        if minutes % 60 != 1 {
+            continue;
+        }
         match db.conn().await {
             Ok(conn) => match sessions::purge_ended(&*conn).await {
                 Ok(0) => {}

@@ -44,6 +44,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
+    pub ws: WsConfig,
+    pub limits: LimitsConfig,
     pub log: LogConfig,
 }
 
@@ -96,6 +98,34 @@ pub struct AuthConfig {
     pub hash_workers: usize,
 }
 
+/// The WebSocket gateway (`GET /api/v1/ws`); see docs/protocol.md.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WsConfig {
+    /// Seconds between server pings; a peer silent for two intervals is dropped.
+    pub heartbeat_secs: u64,
+    /// Largest accepted client frame, in bytes; a larger one closes the socket with 1009.
+    pub max_frame_bytes: usize,
+    /// Frames that may wait for a slow client before it is closed with 4008 `slow_consumer`.
+    pub outbound_queue: usize,
+    /// Rooms one connection may be subscribed to at once.
+    pub max_subscriptions: usize,
+    /// A user's `typing` frames are relayed at most once per this many milliseconds per room.
+    pub typing_interval_ms: u64,
+    /// Presence is shared through rooms with at most this many members (0: never).
+    pub presence_max_members: i64,
+}
+
+/// Abuse limits that hold on every path (REST and WebSocket alike).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Messages one user may send per second, sustained (0: no limit).
+    pub messages_per_sec: u32,
+    /// Messages one user may send in a burst above the sustained rate.
+    pub message_burst: u32,
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -145,6 +175,28 @@ impl Default for AuthConfig {
             refresh_token_ttl_secs: 30 * 24 * 3600,
             pbkdf2_iterations: 600_000,
             hash_workers: 0,
+        }
+    }
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_secs: 30,
+            max_frame_bytes: 64 * 1024,
+            outbound_queue: 1024,
+            max_subscriptions: 500,
+            typing_interval_ms: 2000,
+            presence_max_members: 1000,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            messages_per_sec: 10,
+            message_burst: 30,
         }
     }
 }
@@ -310,6 +362,33 @@ impl Config {
                 "server.max_body_bytes",
                 "must be between 256 and 67108864",
             ));
+        }
+        if !(1..=3600).contains(&self.ws.heartbeat_secs) {
+            return Err(ConfigError::key("ws.heartbeat_secs", "must be between 1 and 3600"));
+        }
+        if !(4096..=16 * 1024 * 1024).contains(&self.ws.max_frame_bytes) {
+            return Err(ConfigError::key(
+                "ws.max_frame_bytes",
+                "must be between 4096 and 16777216",
+            ));
+        }
+        if !(16..=1_000_000).contains(&self.ws.outbound_queue) {
+            return Err(ConfigError::key("ws.outbound_queue", "must be between 16 and 1000000"));
+        }
+        if !(1..=100_000).contains(&self.ws.max_subscriptions) {
+            return Err(ConfigError::key("ws.max_subscriptions", "must be between 1 and 100000"));
+        }
+        if self.ws.typing_interval_ms > 60_000 {
+            return Err(ConfigError::key("ws.typing_interval_ms", "must be at most 60000"));
+        }
+        if self.ws.presence_max_members < 0 {
+            return Err(ConfigError::key("ws.presence_max_members", "must not be negative"));
+        }
+        if self.limits.messages_per_sec > 1_000_000 {
+            return Err(ConfigError::key("limits.messages_per_sec", "must be at most 1000000"));
+        }
+        if self.limits.messages_per_sec > 0 && !(1..=1_000_000).contains(&self.limits.message_burst) {
+            return Err(ConfigError::key("limits.message_burst", "must be between 1 and 1000000"));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| ConfigError::key("log.level", format!("not a valid filter ({e})")))?;

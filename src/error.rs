@@ -19,6 +19,9 @@ pub enum Error {
     NotFound { code: &'static str, message: String },
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// Too many requests of this kind; the client may retry after the given time.
+    #[error("too many messages; retry in {retry_after_ms} ms")]
+    RateLimited { retry_after_ms: u64 },
     /// The database (or another dependency) cannot be reached; retrying later may work.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -67,6 +70,7 @@ impl Error {
             | Self::Forbidden { code, .. }
             | Self::NotFound { code, .. }
             | Self::Conflict { code, .. } => code,
+            Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }

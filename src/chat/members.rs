@@ -10,6 +10,7 @@ use super::access::{self, Action};
 use super::rooms::room_view;
 use super::types::BanReason;
 use super::{Actor, Chat, Page, Role, RoomView, MEMBERS_LIMIT};
+use crate::bus::{self, Event, LeaveReason};
 use crate::db::rooms;
 use crate::error::{Error, Result};
 use crate::page;
@@ -52,6 +53,7 @@ impl Chat {
         if room.role.is_none() {
             room.writable()?;
             rooms::add_member(&tx, room_id, me, Role::Member.as_str()).await?;
+            joined(&tx, room_id, me, actor_name(actor), Role::Member).await?;
         }
         let view = room_view(&tx, actor, room_id).await?;
         tx.commit().await?;
@@ -77,8 +79,10 @@ impl Chat {
             ));
         }
         rooms::remove_member(&tx, room_id, me).await?;
+        left(&tx, room_id, me, actor_name(actor), LeaveReason::Left).await?;
         if last {
             rooms::archive(&tx, room_id).await?;
+            bus::notify(&tx, &Event::RoomChanged { room_id }).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -146,6 +150,9 @@ impl Chat {
             ));
         }
         let added = rooms::add_member(&tx, room_id, user.id, role.as_str()).await?;
+        if added {
+            joined(&tx, room_id, user.id, &user.username, role).await?;
+        }
         let view = member_view(&tx, room_id, &user.username).await?;
         tx.commit().await?;
         Ok((view, added))
@@ -172,9 +179,13 @@ impl Chat {
             if role == Role::Owner {
                 if let Some(previous) = rooms::owner(&tx, room_id).await? {
                     rooms::set_role(&tx, room_id, previous, Role::Admin.as_str()).await?;
+                    if let Some(was) = crate::db::users::by_id(&tx, previous).await? {
+                        role_changed(&tx, room_id, previous, &was.username, Role::Admin).await?;
+                    }
                 }
             }
             rooms::set_role(&tx, room_id, user.id, role.as_str()).await?;
+            role_changed(&tx, room_id, user.id, &user.username, role).await?;
         }
         let view = member_view(&tx, room_id, &user.username).await?;
         tx.commit().await?;
@@ -198,6 +209,7 @@ impl Chat {
             .parse()?;
         room.outranks(Some(target))?;
         rooms::remove_member(&tx, room_id, user.id).await?;
+        left(&tx, room_id, user.id, &user.username, LeaveReason::Kicked).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -228,6 +240,8 @@ impl Chat {
             .transpose()?;
         room.outranks(target)?;
         rooms::remove_member(&tx, room_id, user.id).await?;
+        // Banned whether a member or not: a reader of a public room loses it too.
+        left(&tx, room_id, user.id, &user.username, LeaveReason::Banned).await?;
         let created = rooms::ban(&tx, room_id, user.id, actor.user_id(), reason.as_deref()).await?;
         let ban = rooms::bans(&tx, room_id, None, 1, Some(user.id))
             .await?
@@ -270,6 +284,44 @@ impl Chat {
         let rows = rooms::bans(&*conn, room_id, after.as_deref(), limit + 1, None).await?;
         Page::from_rows(rows, limit, |r| r.username.clone(), |r| Ok(BanView::from(r)))
     }
+}
+
+/// The acting user's name, for events (the operator never joins or leaves).
+fn actor_name(actor: &Actor) -> &str {
+    match actor {
+        Actor::User { username, .. } => username,
+        Actor::Operator => "",
+    }
+}
+
+pub(super) async fn joined(c: &impl GenericClient, room_id: Uuid, user_id: Uuid, username: &str, role: Role) -> Result<()> {
+    let event = Event::MemberJoined {
+        room_id,
+        user_id,
+        username: username.to_string(),
+        role,
+    };
+    Ok(bus::notify(c, &event).await?)
+}
+
+async fn left(c: &impl GenericClient, room_id: Uuid, user_id: Uuid, username: &str, reason: LeaveReason) -> Result<()> {
+    let event = Event::MemberLeft {
+        room_id,
+        user_id,
+        username: username.to_string(),
+        reason,
+    };
+    Ok(bus::notify(c, &event).await?)
+}
+
+async fn role_changed(c: &impl GenericClient, room_id: Uuid, user_id: Uuid, username: &str, role: Role) -> Result<()> {
+    let event = Event::RoleChanged {
+        room_id,
+        user_id,
+        username: username.to_string(),
+        role,
+    };
+    Ok(bus::notify(c, &event).await?)
 }
 
 /// One member, read inside the caller's transaction (see `rooms::room_view` for why).

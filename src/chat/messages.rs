@@ -1,5 +1,5 @@
 //! The message service: post (idempotent by `client_msg_id`), history, edit, delete, read
-//! markers. REST calls it today; the WebSocket gateway will call the same functions.
+//! markers. The REST API and the WebSocket gateway call the same functions.
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::access::{self, Action};
 use super::types::{ClientMsgId, MessageBody};
 use super::{Actor, Chat, Page, MESSAGES_LIMIT};
+use crate::bus::{self, Event};
 use crate::db::messages::{self, MessageRecord};
 use crate::error::{Error, Result};
 
@@ -64,7 +65,34 @@ fn message_not_found(seq: i64) -> Error {
 impl Chat {
     /// Stores a message and returns it; `false` when `client_msg_id` was already used by this
     /// author in this room, in which case the original is returned and nothing is stored.
+    ///
+    /// The message is committed before this returns and before anyone hears of it; then it is
+    /// published to the room's live subscribers. Both run in a task of their own, so a caller
+    /// that goes away (an HTTP client hanging up) cannot stop a committed message from being
+    /// published.
     pub async fn post(
+        &self,
+        actor: &Actor,
+        room_id: Uuid,
+        body: &str,
+        client_msg_id: Option<&str>,
+    ) -> Result<(MessageView, bool)> {
+        let this = self.clone();
+        let actor = actor.clone();
+        let body = body.to_owned();
+        let client_msg_id = client_msg_id.map(str::to_owned);
+        let task = tokio::spawn(async move {
+            let posted = this.store(&actor, room_id, &body, client_msg_id.as_deref()).await;
+            if let Ok((message, true)) = &posted {
+                this.bus.publish_message(message);
+            }
+            posted
+        });
+        task.await
+            .map_err(|e| Error::Internal(format!("message task failed: {e}")))?
+    }
+
+    async fn store(
         &self,
         actor: &Actor,
         room_id: Uuid,
@@ -88,6 +116,8 @@ impl Chat {
                 return Ok((original, false));
             }
         }
+        // A retry of a stored message is free; a new one counts against the sender's rate.
+        self.charge_send(*author)?;
         let tx = conn.transaction().await?;
         // The room row's lock (taken here, kept by `next_seq`) orders concurrent senders.
         let room = access::load(&tx, actor, room_id, true).await?;
@@ -180,7 +210,7 @@ impl Chat {
     /// Edits the body of one's own message.
     pub async fn edit_message(&self, actor: &Actor, room_id: Uuid, seq: i64, body: &str) -> Result<MessageView> {
         let body = MessageBody::parse(body)?;
-        let conn = self.db.conn().await?;
+        let mut conn = self.db.conn().await?;
         let room = access::load(&*conn, actor, room_id, false).await?;
         room.require(Action::Post)?;
         room.writable()?;
@@ -193,7 +223,10 @@ impl Chat {
         if message.deleted_at.is_some() {
             return Err(Error::conflict("message_deleted", "the message was deleted"));
         }
-        messages::edit(&*conn, message.id, body.as_str()).await?;
+        let tx = conn.transaction().await?;
+        messages::edit(&tx, message.id, body.as_str()).await?;
+        bus::notify(&tx, &Event::MessageEdited { room_id, seq }).await?;
+        tx.commit().await?;
         let (edited, _) = messages::by_seq(&*conn, room_id, seq)
             .await?
             .ok_or_else(|| message_not_found(seq))?;
@@ -203,7 +236,7 @@ impl Chat {
     /// Deletes a message (its author, or the room's owner and admins): the body is removed,
     /// the seq stays as a tombstone. Deleting it again changes nothing.
     pub async fn delete_message(&self, actor: &Actor, room_id: Uuid, seq: i64) -> Result<()> {
-        let conn = self.db.conn().await?;
+        let mut conn = self.db.conn().await?;
         let room = access::load(&*conn, actor, room_id, false).await?;
         room.require(Action::Read)?;
         let (message, author) = messages::by_seq(&*conn, room_id, seq)
@@ -213,9 +246,20 @@ impl Chat {
         room.require(if own { Action::Post } else { Action::Moderate })?;
         room.writable()?;
         if message.deleted_at.is_none() {
-            messages::tombstone(&*conn, message.id, actor.user_id()).await?;
+            let tx = conn.transaction().await?;
+            messages::tombstone(&tx, message.id, actor.user_id()).await?;
+            bus::notify(&tx, &Event::MessageDeleted { room_id, seq }).await?;
+            tx.commit().await?;
         }
         Ok(())
+    }
+
+    /// For a live subscription: `room_not_found`/`banned` unless the actor may read the room;
+    /// else whether they are a member, and the room's last seq now.
+    pub async fn watch(&self, actor: &Actor, room_id: Uuid) -> Result<(bool, i64)> {
+        let room = access::load(&*self.db.conn().await?, actor, room_id, false).await?;
+        room.require(Action::Read)?;
+        Ok((room.role.is_some(), room.room.last_seq))
     }
 
     /// Moves the caller's read marker forward to `seq` (never back).

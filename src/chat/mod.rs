@@ -11,6 +11,11 @@ mod messages;
 mod rooms;
 pub mod types;
 
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use governor::clock::Clock as _;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use uuid::Uuid;
 
 pub use members::{BanView, MemberView};
@@ -19,6 +24,8 @@ pub use rooms::{RoomQuery, RoomUpdate, RoomView};
 pub use types::{Role, Visibility};
 
 use crate::auth::AuthUser;
+use crate::bus::Bus;
+use crate::config::LimitsConfig;
 use crate::db::users::{self, UserRecord};
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -29,6 +36,9 @@ use crate::users::Username;
 #[derive(Clone)]
 pub struct Chat {
     db: Db,
+    bus: Bus,
+    /// Messages per user per second (`limits.messages_per_sec`); `None`: unlimited.
+    send_limit: Option<Arc<DefaultKeyedRateLimiter<Uuid>>>,
 }
 
 /// Who is acting: a signed-in user, or the operator at the command line (who may do anything
@@ -70,8 +80,32 @@ fn user_not_found(name: &str) -> Error {
 }
 
 impl Chat {
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    pub fn new(db: Db, bus: Bus, limits: &LimitsConfig) -> Self {
+        let send_limit = NonZeroU32::new(limits.messages_per_sec).map(|rate| {
+            let burst = NonZeroU32::new(limits.message_burst).unwrap_or(rate);
+            Arc::new(RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)))
+        });
+        Self { db, bus, send_limit }
+    }
+
+    /// Charges one message to `user`'s send rate, or says when they may send again.
+    fn charge_send(&self, user: Uuid) -> Result<()> {
+        let Some(limiter) = &self.send_limit else {
+            return Ok(());
+        };
+        limiter.check_key(&user).map_err(|not_until| {
+            let wait = not_until.wait_time_from(limiter.clock().now());
+            Error::RateLimited {
+                retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1),
+            }
+        })
+    }
+
+    /// Forgets the send rates of users who have not sent lately (memory stays bounded).
+    pub fn prune_limits(&self) {
+        if let Some(limiter) = &self.send_limit {
+            limiter.retain_recent();
+        }
     }
 
     /// An active account by name (disabled accounts cannot be added, invited or messaged). A

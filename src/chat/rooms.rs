@@ -9,6 +9,7 @@ use super::access::{self, Action};
 use super::messages::MessageView;
 use super::types::{name_key, RoomName, Topic};
 use super::{room_not_found, Actor, Chat, Page, Role, Visibility, ROOMS_LIMIT};
+use crate::bus::{self, Event};
 use crate::db::rooms::{self, NewRoom, RoomChange, RoomCursor, RoomFilter, RoomSummary};
 use crate::error::{Error, Result};
 use crate::page;
@@ -187,6 +188,9 @@ impl Chat {
             let name = name.as_ref().map(RoomName::as_str).unwrap_or_default();
             return Err(name_taken(name));
         }
+        if !unchanged {
+            bus::notify(&tx, &Event::RoomChanged { room_id }).await?;
+        }
         let view = room_view(&tx, actor, room_id).await?;
         tx.commit().await?;
         Ok(view)
@@ -200,16 +204,20 @@ impl Chat {
         room.require(Action::Own)?;
         room.writable()?;
         rooms::archive(&tx, room_id).await?;
+        bus::notify(&tx, &Event::RoomChanged { room_id }).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Deletes a room and all its history for good. Only the operator can.
     pub async fn delete_room(&self, room_id: Uuid) -> Result<()> {
-        let conn = self.db.conn().await?;
-        if !rooms::delete(&*conn, room_id).await? {
+        let mut conn = self.db.conn().await?;
+        let tx = conn.transaction().await?;
+        if !rooms::delete(&tx, room_id).await? {
             return Err(room_not_found());
         }
+        bus::notify(&tx, &Event::RoomDeleted { room_id }).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -256,6 +264,13 @@ impl Chat {
             Some(id) => {
                 for user in [a, b] {
                     rooms::add_member(&tx, id, user, Role::Member.as_str()).await?;
+                }
+                let me_name = match actor {
+                    Actor::User { username, .. } => username.as_str(),
+                    Actor::Operator => "",
+                };
+                for (user, name) in [(*me, me_name), (peer.id, peer.username.as_str())] {
+                    super::members::joined(&tx, id, user, name, Role::Member).await?;
                 }
                 id
             }

@@ -121,7 +121,7 @@ pub async fn run(config: Config, args: RoomArgs, mut signals: Signals) -> Result
 
 async fn act(config: &Config, database: &Database, action: RoomAction) -> Result<(), CliError> {
     prepare_schema(&database.db, config.database.auto_migrate).await?;
-    let chat = Chat::new(database.db.clone());
+    let chat = Chat::new(database.db.clone(), crate::bus::Bus::detached(), &config.limits);
     let op = Actor::Operator;
     match action {
         RoomAction::Create {

@@ -29,6 +29,8 @@ pub type PgConn<'a> = PooledConnection<'a, PostgresConnectionManager<NoTls>>;
 pub struct Db {
     pool: PgPool,
     last_error: LastError,
+    /// How the pool connects, kept for connections that must not be pooled (`LISTEN`).
+    pg: Arc<tokio_postgres::Config>,
 }
 
 /// The pool's most recent failure to connect, so that "timed out waiting for a connection"
@@ -69,7 +71,7 @@ impl Db {
     /// Builds a pool without connecting: the first query connects, so a server can start (and
     /// answer `/readyz` with 503) while the database is still down.
     pub fn new(pg: tokio_postgres::Config, size: u32, timeout: Duration) -> Self {
-        let manager = PostgresConnectionManager::new(pg, NoTls);
+        let manager = PostgresConnectionManager::new(pg.clone(), NoTls);
         let last_error = LastError::default();
         let pool = Pool::builder()
             .max_size(size)
@@ -77,7 +79,28 @@ impl Db {
             .idle_timeout(Some(Duration::from_secs(300)))
             .error_sink(Box::new(last_error.clone()))
             .build_unchecked(manager);
-        Self { pool, last_error }
+        Self {
+            pool,
+            last_error,
+            pg: Arc::new(pg),
+        }
+    }
+
+    /// A connection of its own, outside the pool: pooled connections drop notifications, so
+    /// `LISTEN` needs one. The caller must poll the returned `Connection`.
+    pub async fn connect_dedicated(
+        &self,
+    ) -> Result<
+        (
+            tokio_postgres::Client,
+            tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+        ),
+        Error,
+    > {
+        self.pg
+            .connect(NoTls)
+            .await
+            .map_err(|e| Error::Unavailable(format!("database connection failed: {e}")))
     }
 
     /// A pooled connection, or `Error::Unavailable` if none can be had in time.

@@ -483,3 +483,65 @@ pub async fn bans(
         })
         .collect())
 }
+
+/// One room by id.
+pub async fn by_id(c: &impl GenericClient, id: Uuid) -> Result<Option<RoomRecord>, tokio_postgres::Error> {
+    let sql = format!("SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.id = $1");
+    Ok(c.query_opt(&sql, &[&id]).await?.as_ref().map(RoomRecord::from))
+}
+
+/// Everyone who shares with `user` a room of at most `max_members` members: the audience of
+/// `user`'s presence.
+pub async fn co_members(c: &impl GenericClient, user: Uuid, max_members: i64) -> Result<Vec<Uuid>, tokio_postgres::Error> {
+    let rows = c
+        .query(
+            "SELECT DISTINCT other.user_id \
+             FROM room_members mine \
+             JOIN room_members other ON other.room_id = mine.room_id AND other.user_id <> mine.user_id \
+             WHERE mine.user_id = $1 \
+               AND (SELECT count(*) FROM room_members c WHERE c.room_id = mine.room_id) <= $2",
+            &[&user, &max_members],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// The members of `room` among `users`, if the room has at most `max_members` members.
+pub async fn members_among(
+    c: &impl GenericClient,
+    room: Uuid,
+    users: &[Uuid],
+    max_members: i64,
+) -> Result<Vec<Uuid>, tokio_postgres::Error> {
+    let rows = c
+        .query(
+            "SELECT m.user_id FROM room_members m \
+             WHERE m.room_id = $1 AND m.user_id = ANY($2) \
+               AND (SELECT count(*) FROM room_members c WHERE c.room_id = $1) <= $3",
+            &[&room, &users, &max_members],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Of the (room, user) pairs given, those where the user may no longer read the room: it is
+/// gone, they are banned, or it is not public and they are not a member.
+pub async fn unreadable(
+    c: &impl GenericClient,
+    rooms: &[Uuid],
+    users: &[Uuid],
+) -> Result<Vec<(Uuid, Uuid)>, tokio_postgres::Error> {
+    let rows = c
+        .query(
+            "SELECT p.room_id, p.user_id \
+             FROM unnest($1::uuid[], $2::uuid[]) AS p(room_id, user_id) \
+             LEFT JOIN rooms r ON r.id = p.room_id \
+             WHERE r.id IS NULL \
+                OR EXISTS (SELECT 1 FROM room_bans b WHERE b.room_id = p.room_id AND b.user_id = p.user_id) \
+                OR (r.visibility <> 'public' AND NOT EXISTS \
+                    (SELECT 1 FROM room_members m WHERE m.room_id = p.room_id AND m.user_id = p.user_id))",
+            &[&rooms, &users],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}

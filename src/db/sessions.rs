@@ -4,6 +4,8 @@ use time::OffsetDateTime;
 use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
+use crate::bus::{self, Event};
+
 #[derive(Debug, Clone)]
 pub struct SessionRecord {
     pub id: Uuid,
@@ -165,6 +167,14 @@ pub async fn revoke(
             &[&session_id, &user_id, &reason],
         )
         .await?;
+    if n == 1 {
+        // Its sockets close when this commits.
+        let event = Event::SessionEnded {
+            session_id,
+            reason: reason.to_string(),
+        };
+        bus::notify(c, &event).await?;
+    }
     Ok(n == 1)
 }
 
@@ -175,12 +185,21 @@ pub async fn revoke_all(
     keep: Option<Uuid>,
     reason: &str,
 ) -> Result<u64, tokio_postgres::Error> {
-    c.execute(
-        "UPDATE sessions SET revoked_at = now(), revoked_reason = $3 \
-         WHERE user_id = $1 AND revoked_at IS NULL AND ($2::uuid IS NULL OR id <> $2)",
-        &[&user_id, &keep, &reason],
-    )
-    .await
+    let n = c
+        .execute(
+            "UPDATE sessions SET revoked_at = now(), revoked_reason = $3 \
+             WHERE user_id = $1 AND revoked_at IS NULL AND ($2::uuid IS NULL OR id <> $2)",
+            &[&user_id, &keep, &reason],
+        )
+        .await?;
+    // Sent even when no session was live: a socket may outlive its session's expiry.
+    let event = Event::UserSessionsEnded {
+        user_id,
+        keep,
+        reason: reason.to_string(),
+    };
+    bus::notify(c, &event).await?;
+    Ok(n)
 }
 
 /// A user's live (not revoked, not expired) sessions, newest use first.
@@ -204,4 +223,28 @@ pub async fn purge_ended(c: &impl GenericClient) -> Result<u64, tokio_postgres::
         &[],
     )
     .await
+}
+
+/// Of the sessions given, those that have ended: revoked, expired, gone with their account, or
+/// belonging to a disabled account. Each with why, and whether the account is disabled.
+pub async fn ended_among(
+    c: &impl GenericClient,
+    ids: &[Uuid],
+) -> Result<Vec<(Uuid, String, bool)>, tokio_postgres::Error> {
+    let rows = c
+        .query(
+            "SELECT p.id, \
+                    CASE WHEN s.id IS NULL THEN 'session_revoked' \
+                         WHEN u.disabled_at IS NOT NULL THEN 'account_disabled' \
+                         WHEN s.revoked_at IS NOT NULL THEN coalesce(s.revoked_reason, 'session_revoked') \
+                         ELSE 'session_expired' END, \
+                    coalesce(u.disabled_at IS NOT NULL, false) \
+             FROM unnest($1::uuid[]) AS p(id) \
+             LEFT JOIN sessions s ON s.id = p.id \
+             LEFT JOIN users u ON u.id = s.user_id \
+             WHERE s.id IS NULL OR s.revoked_at IS NOT NULL OR s.expires_at < now() OR u.disabled_at IS NOT NULL",
+            &[&ids],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
 }

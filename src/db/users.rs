@@ -147,8 +147,18 @@ pub async fn set_admin(c: &impl GenericClient, id: Uuid, admin: bool) -> Result<
     Ok(n == 1)
 }
 
+/// Deletes an account (its sessions go with it: their sockets close when this commits).
 pub async fn delete(c: &impl GenericClient, id: Uuid) -> Result<bool, tokio_postgres::Error> {
-    Ok(c.execute("DELETE FROM users WHERE id = $1", &[&id]).await? == 1)
+    let deleted = c.execute("DELETE FROM users WHERE id = $1", &[&id]).await? == 1;
+    if deleted {
+        let event = crate::bus::Event::UserSessionsEnded {
+            user_id: id,
+            keep: None,
+            reason: "account_deleted".into(),
+        };
+        crate::bus::notify(c, &event).await?;
+    }
+    Ok(deleted)
 }
 
 /// Users ordered by username, after the cursor `after`, optionally matching `query` (a prefix

@@ -18,6 +18,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// For 429: when the client may try again (sent as `Retry-After`, whole seconds).
+    pub retry_after_ms: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -37,6 +39,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after_ms: None,
         }
     }
 
@@ -53,6 +56,11 @@ impl From<Error> for ApiError {
             Error::Forbidden { .. } => StatusCode::FORBIDDEN,
             Error::NotFound { .. } => StatusCode::NOT_FOUND,
             Error::Conflict { .. } => StatusCode::CONFLICT,
+            Error::RateLimited { retry_after_ms } => {
+                let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, e.code(), e.to_string());
+                e.retry_after_ms = Some(*retry_after_ms);
+                return e;
+            }
             Error::Unavailable(detail) => {
                 tracing::warn!("{detail}");
                 return Self::new(
@@ -82,6 +90,9 @@ impl Reply for ApiError {
         let headers = res.headers_mut();
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert("www-authenticate", warp::http::HeaderValue::from_static("Bearer"));
+        }
+        if let Some(ms) = self.retry_after_ms {
+            headers.insert("retry-after", warp::http::HeaderValue::from(ms.div_ceil(1000).max(1)));
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert("retry-after", warp::http::HeaderValue::from_static("5"));

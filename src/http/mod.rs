@@ -43,6 +43,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = w
         .unify()
         .or(health::routes(&state))
         .unify()
+        .or(crate::ws::routes(&state))
+        .unify()
         // Boxed: the nested `Or` types grow with every route, and past a depth rustc's trait
         // solver gives up in release builds (E0275 overflow evaluating `Unpin`).
         .recover(error::recover)

@@ -1,0 +1,423 @@
+//! One WebSocket connection: a reader (this task) and a writer (a task of its own).
+//!
+//! The **reader** parses client frames and calls the same domain functions as the REST API;
+//! replies go onto the connection's bounded queue like everything else. It never stops
+//! reading while the writer is blocked on a slow socket, so pings, pongs and close frames are
+//! always seen.
+//!
+//! The **writer** drains the queue into the socket and owns delivery order: per subscribed room
+//! it keeps the last seq sent, skips anything at or below it (a message both replayed and
+//! published live), and fills any hole above it from the database before going on. A
+//! subscription therefore starts with a replay of everything after `since_seq` and continues
+//! live with no gap and no duplicate, however publishes and the replay interleave. Frames are
+//! flushed when the queue is empty, so a burst costs one write.
+//!
+//! Subscribing registers with the hub *before* checking access and reading the room's last
+//! seq: a message published in between is either replayed or delivered live, never neither,
+//! and a kick that commits in between is seen either by the check or by the hub.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::Value;
+use tracing::Instrument as _;
+use uuid::Uuid;
+use warp::ws::{Message, WebSocket};
+
+use super::hub::{Conn, Out};
+use super::protocol::{self, ClientFrame, Close, HelloLimits, HelloUser, ServerFrame};
+use crate::app::AppState;
+use crate::auth::AuthUser;
+use crate::chat::{Actor, HistoryPage, MessageView};
+use crate::db::{messages, Db};
+use crate::error::Error;
+use crate::http::ApiError;
+
+/// Messages read from the database per replay query.
+const REPLAY_PAGE: i64 = 200;
+/// How long a close frame may take to reach a client that is not reading.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves one upgraded connection until it closes.
+pub async fn serve(socket: WebSocket, state: AppState, user: AuthUser) {
+    let hub = state.hub.clone();
+    let (conn, queue) = hub.connect(&user);
+    let span = tracing::info_span!("ws", conn = conn.id, user = %user.username);
+    async move {
+        tracing::debug!("connected");
+        let (sink, mut stream) = socket.split();
+        let started = Instant::now();
+        let last_seen = Arc::new(AtomicU64::new(0));
+        let config = hub.config().clone();
+        let hello = ServerFrame::Hello {
+            protocol: protocol::PROTOCOL_VERSION,
+            connection_id: conn.id,
+            session_id: user.session_id,
+            user: &HelloUser {
+                id: user.user_id,
+                username: user.username.clone(),
+            },
+            heartbeat_secs: config.heartbeat_secs,
+            limits: &HelloLimits {
+                max_frame_bytes: config.max_frame_bytes,
+                max_subscriptions: config.max_subscriptions,
+                messages_per_sec: state.config.limits.messages_per_sec,
+                message_burst: state.config.limits.message_burst,
+            },
+        };
+        conn.push(Out::Frame(hello.encode()));
+        let writer = Writer {
+            conn: conn.clone(),
+            db: state.db.clone(),
+            cursors: HashMap::new(),
+            heartbeat: Duration::from_secs(config.heartbeat_secs),
+            started,
+            last_seen: last_seen.clone(),
+        };
+        let writer = tokio::spawn(writer.run(sink, queue).in_current_span());
+        let actor = Actor::User {
+            id: user.user_id,
+            username: user.username.clone(),
+        };
+        let reader = read(&mut stream, &conn, &state, &actor, started, &last_seen);
+        tokio::select! {
+            why = reader => conn.close(why),
+            _ = conn.closing() => {}
+        }
+        let _ = writer.await;
+        // Read on for a moment instead of dropping the socket: closing it with unread input
+        // would reset the connection and could destroy the close frame before the client reads it.
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while let Some(Ok(_)) = stream.next().await {}
+        })
+        .await;
+        hub.disconnect(&conn);
+        tracing::debug!(reason = ?conn.close_reason(), "disconnected");
+    }
+    .instrument(span)
+    .await
+}
+
+/// Reads client frames until the client leaves or breaks the protocol; returns why.
+async fn read(
+    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+    conn: &Arc<Conn>,
+    state: &AppState,
+    actor: &Actor,
+    started: Instant,
+    last_seen: &AtomicU64,
+) -> Close {
+    while let Some(next) = stream.next().await {
+        last_seen.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        let message = match next {
+            Ok(m) => m,
+            Err(e) => return if too_big(&e) { Close::TooBig } else { Close::Normal },
+        };
+        if message.is_close() {
+            return Close::Normal;
+        }
+        if message.is_ping() || message.is_pong() {
+            continue;
+        }
+        let reply = match message.to_str() {
+            Ok(text) => handle(text, conn, state, actor).await,
+            Err(()) => Some(error_frame(None, "unsupported_frame", "frames must be JSON text", None)),
+        };
+        if let Some(frame) = reply {
+            conn.push(Out::Frame(frame));
+        }
+    }
+    Close::Normal
+}
+
+/// `true` when the read failed because the frame exceeded `ws.max_frame_bytes`.
+fn too_big(e: &warp::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(tungstenite::Error::Capacity(_)) = s.downcast_ref::<tungstenite::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+fn error_frame(id: Option<&Value>, code: &str, message: &str, retry_after_ms: Option<u64>) -> bytes::Bytes {
+    ServerFrame::Error {
+        id,
+        code,
+        message,
+        retry_after_ms,
+    }
+    .encode()
+}
+
+/// A domain error as an `error` frame; internal details are logged, not sent.
+fn domain_error(id: Option<&Value>, e: Error) -> bytes::Bytes {
+    let e = ApiError::from(e);
+    error_frame(id, e.code, &e.message, e.retry_after_ms)
+}
+
+/// Handles one text frame; returns the reply to send, if any (a subscription's reply is
+/// queued by `subscribe` itself, in order with its replay).
+async fn handle(text: &str, conn: &Arc<Conn>, state: &AppState, actor: &Actor) -> Option<bytes::Bytes> {
+    let (id, frame) = match protocol::parse(text) {
+        Ok(parsed) => parsed,
+        Err(e) => return Some(error_frame(e.id.as_ref(), e.code, &e.message, None)),
+    };
+    let id = id.as_ref();
+    let result = match frame {
+        ClientFrame::Ping => return Some(ServerFrame::Pong { id }.encode()),
+        ClientFrame::Subscribe { room_id, since_seq } => match subscribe(conn, state, actor, id, &room_id, since_seq).await
+        {
+            Ok(()) => return None,
+            Err(e) => Err(e),
+        },
+        ClientFrame::Unsubscribe { room_id } => room(&room_id).and_then(|room| {
+            if state.hub.unsubscribe(conn, room) {
+                let frame = ServerFrame::Unsubscribed {
+                    id,
+                    room_id: room,
+                    reason: "unsubscribed",
+                };
+                conn.push(Out::Unsubscribed {
+                    room,
+                    frame: frame.encode(),
+                });
+                Ok(None)
+            } else {
+                Err(Error::invalid("not_subscribed", "you are not subscribed to this room"))
+            }
+        }),
+        ClientFrame::Send {
+            room_id,
+            body,
+            client_msg_id,
+        } => match room(&room_id) {
+            Ok(room) => state
+                .chat
+                .post(actor, room, &body, Some(&client_msg_id))
+                .await
+                .map(|(message, new)| {
+                    let ack = ServerFrame::Ack {
+                        id,
+                        duplicate: !new,
+                        message: &message,
+                    };
+                    Some(ack.encode())
+                }),
+            Err(e) => Err(e),
+        },
+        ClientFrame::Typing { room_id } => room(&room_id).and_then(|room| state.hub.typing(conn, room).map(|()| None)),
+        ClientFrame::Read { room_id, seq } => match room(&room_id) {
+            Ok(room) => state.chat.mark_read(actor, room, seq).await.map(|read| {
+                let frame = ServerFrame::ReadMarker { id, state: &read };
+                Some(frame.encode())
+            }),
+            Err(e) => Err(e),
+        },
+    };
+    result.unwrap_or_else(|e| Some(domain_error(id, e)))
+}
+
+/// A room id from a frame; anything that is not an id names no room.
+fn room(raw: &str) -> Result<Uuid, Error> {
+    Uuid::parse_str(raw).map_err(|_| Error::not_found("room_not_found", "no such room"))
+}
+
+async fn subscribe(
+    conn: &Arc<Conn>,
+    state: &AppState,
+    actor: &Actor,
+    id: Option<&Value>,
+    room_id: &str,
+    since_seq: Option<i64>,
+) -> Result<(), Error> {
+    let room = room(room_id)?;
+    let hub = &state.hub;
+    let new = hub.subscribe(conn, room)?;
+    let checked = async {
+        let (member, last_seq) = state.chat.watch(actor, room).await?;
+        let since = since_seq.unwrap_or(last_seq);
+        if !(0..=last_seq).contains(&since) {
+            return Err(Error::invalid(
+                "invalid_seq",
+                format!("since_seq must be from 0 to the room's last seq ({last_seq})"),
+            ));
+        }
+        Ok((member, since, last_seq))
+    }
+    .await;
+    match checked {
+        Ok((member, since, last_seq)) => {
+            hub.set_member(conn, room, member);
+            let frame = ServerFrame::Subscribed {
+                id,
+                room_id: room,
+                since_seq: since,
+                last_seq,
+            };
+            conn.push(Out::Subscribed {
+                room,
+                from: since,
+                frame: frame.encode(),
+            });
+            Ok(())
+        }
+        Err(e) => {
+            if new {
+                hub.unsubscribe(conn, room);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Why the writer stopped writing.
+enum Stop {
+    /// The socket failed: the client is gone.
+    Socket,
+    /// The database failed during a replay.
+    Database(Error),
+}
+
+struct Writer {
+    conn: Arc<Conn>,
+    db: Db,
+    /// Per subscribed room, the last seq sent.
+    cursors: HashMap<Uuid, i64>,
+    heartbeat: Duration,
+    started: Instant,
+    last_seen: Arc<AtomicU64>,
+}
+
+type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
+
+impl Writer {
+    async fn run(mut self, mut sink: Sink, mut queue: tokio::sync::mpsc::Receiver<Out>) {
+        let mut ping = tokio::time::interval(self.heartbeat);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ping.tick().await;
+        let conn = self.conn.clone();
+        loop {
+            let step = async {
+                tokio::select! {
+                    biased;
+                    out = queue.recv() => match out {
+                        Some(out) => {
+                            self.deliver(&mut sink, out).await?;
+                            if queue.is_empty() {
+                                sink.flush().await.map_err(|_| Stop::Socket)?;
+                            }
+                            Ok(true)
+                        }
+                        None => Ok(false),
+                    },
+                    _ = ping.tick() => {
+                        let silent_ms = self.started.elapsed().as_millis() as u64 - self.last_seen.load(Ordering::Relaxed);
+                        if Duration::from_millis(silent_ms) > self.heartbeat * 2 {
+                            self.conn.close(Close::HeartbeatTimeout);
+                            return Ok(false);
+                        }
+                        sink.send(Message::ping(Vec::new())).await.map_err(|_| Stop::Socket)?;
+                        Ok(true)
+                    }
+                }
+            };
+            // Closing interrupts even a write blocked on a client that does not read.
+            let go_on = tokio::select! {
+                r = step => r,
+                _ = conn.closing() => Ok(false),
+            };
+            match go_on {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(Stop::Socket) => {
+                    conn.close(Close::Normal);
+                    break;
+                }
+                Err(Stop::Database(e)) => {
+                    tracing::warn!("replay failed: {e}");
+                    conn.close(Close::Internal);
+                    break;
+                }
+            }
+        }
+        let why = conn.close_reason().cloned().unwrap_or(Close::Normal);
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            let _ = sink.send(Message::close_with(why.code(), why.reason())).await;
+            let _ = sink.close().await;
+        })
+        .await;
+    }
+
+    async fn write(&self, sink: &mut Sink, frame: bytes::Bytes) -> Result<(), Stop> {
+        self.conn.frames_out.fetch_add(1, Ordering::Relaxed);
+        // warp's text frames own a String: one copy of shared bytes into the socket's frame.
+        let text = String::from_utf8(frame.to_vec()).map_err(|_| Stop::Socket)?;
+        sink.feed(Message::text(text)).await.map_err(|_| Stop::Socket)
+    }
+
+    async fn deliver(&mut self, sink: &mut Sink, out: Out) -> Result<(), Stop> {
+        match out {
+            Out::Frame(frame) => self.write(sink, frame).await,
+            Out::Room { room, frame } => {
+                if self.cursors.contains_key(&room) {
+                    self.write(sink, frame).await?;
+                }
+                Ok(())
+            }
+            Out::Message { room, seq, frame } => {
+                let Some(&cursor) = self.cursors.get(&room) else {
+                    return Ok(());
+                };
+                if seq > cursor + 1 {
+                    // Published ahead of an earlier seq (or registered mid-stream): everything
+                    // before it is committed, so the database has the hole.
+                    self.replay(sink, room).await?;
+                }
+                if self.cursors.get(&room).is_some_and(|c| seq > *c) {
+                    self.write(sink, frame).await?;
+                    self.cursors.insert(room, seq);
+                }
+                Ok(())
+            }
+            Out::Subscribed { room, from, frame } => {
+                self.write(sink, frame).await?;
+                self.cursors.insert(room, from);
+                self.replay(sink, room).await
+            }
+            Out::Unsubscribed { room, frame } => {
+                self.cursors.remove(&room);
+                self.write(sink, frame).await
+            }
+        }
+    }
+
+    /// Sends every stored message of `room` after its cursor, oldest first.
+    async fn replay(&mut self, sink: &mut Sink, room: Uuid) -> Result<(), Stop> {
+        loop {
+            let Some(&cursor) = self.cursors.get(&room) else {
+                return Ok(());
+            };
+            let rows = {
+                let c = self.db.conn().await.map_err(Stop::Database)?;
+                messages::history(&*c, room, HistoryPage::After(cursor), REPLAY_PAGE)
+                    .await
+                    .map_err(|e| Stop::Database(e.into()))?
+            };
+            let full = rows.len() as i64 == REPLAY_PAGE;
+            for row in rows {
+                let message = MessageView::from(row);
+                self.write(sink, ServerFrame::Message(&message).encode()).await?;
+                self.cursors.insert(room, message.seq);
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+}

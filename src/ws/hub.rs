@@ -1,0 +1,658 @@
+//! The hub: who is connected, who is subscribed to which room, and fan-out.
+//!
+//! Invariants:
+//! - No lock is held across an `.await` or a socket write. Locks (std `Mutex`, held for a few
+//!   map operations) guard the registries; delivery is a `try_send` of a cheap handle onto each
+//!   connection's bounded queue.
+//! - A message is serialized once; every subscriber's queue holds the same `Bytes`.
+//! - A connection whose queue is full is closed as a slow consumer (4008) on the spot, so one
+//!   stalled reader never delays the others: publishing never waits.
+//! - The hub does not order or de-duplicate messages; each connection's writer does, by seq
+//!   (`conn`), filling any hole from the database. So a publish that races another, or a
+//!   subscription registered mid-stream, can never show a client a gap or a repeat.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::protocol::{Close, ServerFrame};
+use crate::auth::AuthUser;
+use crate::bus::Event;
+use crate::chat::MessageView;
+use crate::config::WsConfig;
+use crate::db::{messages, rooms, sessions, Db};
+use crate::error::{Error, Result};
+
+/// What a connection's writer is handed.
+#[derive(Debug)]
+pub enum Out {
+    /// A new message (its `message` frame); delivered in seq order, once.
+    Message { room: Uuid, seq: i64, frame: Bytes },
+    /// A room event, delivered while the connection is subscribed to the room.
+    Room { room: Uuid, frame: Bytes },
+    /// A frame for this connection alone (reply, presence).
+    Frame(Bytes),
+    /// A subscription began: send `frame`, then replay the room's messages after `from`.
+    Subscribed { room: Uuid, from: i64, frame: Bytes },
+    /// A subscription ended: send `frame` and stop delivering the room.
+    Unsubscribed { room: Uuid, frame: Bytes },
+}
+
+/// One WebSocket connection, as the hub and its tasks share it.
+pub struct Conn {
+    pub id: u64,
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+    pub username: String,
+    pub connected_at: time::OffsetDateTime,
+    tx: mpsc::Sender<Out>,
+    closing: CancellationToken,
+    close: OnceLock<Close>,
+    /// Rooms subscribed to, with whether the user is a member (members may send `typing`).
+    rooms: Mutex<HashMap<Uuid, bool>>,
+    /// When this connection last relayed `typing` per room.
+    typing: Mutex<HashMap<Uuid, Instant>>,
+    pub frames_out: AtomicU64,
+}
+
+impl Conn {
+    /// Queues `out`; a full queue closes the connection as a slow consumer.
+    pub fn push(&self, out: Out) -> bool {
+        match self.tx.try_send(out) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.close(Close::SlowConsumer);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Asks the connection to close; the first reason given wins.
+    pub fn close(&self, why: Close) {
+        let _ = self.close.set(why);
+        self.closing.cancel();
+    }
+
+    /// Resolves once `close` has been called.
+    pub async fn closing(&self) {
+        self.closing.cancelled().await
+    }
+
+    pub fn close_reason(&self) -> Option<&Close> {
+        self.close.get()
+    }
+
+    pub fn subscriptions(&self) -> usize {
+        lock(&self.rooms).len()
+    }
+}
+
+/// The subscribers of one room, by connection id.
+#[derive(Default)]
+struct Room {
+    subs: Mutex<HashMap<u64, Arc<Conn>>>,
+}
+
+struct Inner {
+    db: Db,
+    config: WsConfig,
+    rooms: Mutex<HashMap<Uuid, Arc<Room>>>,
+    users: Mutex<HashMap<Uuid, Vec<Arc<Conn>>>>,
+    next_id: AtomicU64,
+    open: AtomicUsize,
+    drained: tokio::sync::Notify,
+    presence: mpsc::Sender<Presence>,
+}
+
+/// A change in who is online, worked through in order by one task.
+enum Presence {
+    /// A user's first connection opened, or their last closed.
+    Changed { user: Uuid, username: String, online: bool },
+    /// A new connection wants to know who of the people it shares rooms with is online.
+    Snapshot { conn: Arc<Conn> },
+    /// `user` joined `room`: introduce them to its online members and back.
+    Joined { user: Uuid, username: String, room: Uuid },
+}
+
+/// The hub. Cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+/// Locks a registry. A panic while holding it (a bug) leaves the data consistent enough to
+/// keep serving, so poisoning is ignored rather than turned into more panics.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Hub {
+    pub fn new(db: Db, config: WsConfig) -> Self {
+        let (presence, presence_rx) = mpsc::channel(4096);
+        let hub = Self {
+            inner: Arc::new(Inner {
+                db,
+                config,
+                rooms: Mutex::default(),
+                users: Mutex::default(),
+                next_id: AtomicU64::new(1),
+                open: AtomicUsize::new(0),
+                drained: tokio::sync::Notify::new(),
+                presence,
+            }),
+        };
+        tokio::spawn(presence_worker(Arc::downgrade(&hub.inner), presence_rx));
+        hub
+    }
+
+    pub fn config(&self) -> &WsConfig {
+        &self.inner.config
+    }
+
+    /// Connections open now.
+    pub fn connections(&self) -> usize {
+        self.inner.open.load(Ordering::Relaxed)
+    }
+
+    /// Registers a new connection; its writer reads the returned queue.
+    pub fn connect(&self, user: &AuthUser) -> (Arc<Conn>, mpsc::Receiver<Out>) {
+        let (tx, rx) = mpsc::channel(self.inner.config.outbound_queue);
+        let conn = Arc::new(Conn {
+            id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
+            user_id: user.user_id,
+            session_id: user.session_id,
+            username: user.username.clone(),
+            connected_at: time::OffsetDateTime::now_utc(),
+            tx,
+            closing: CancellationToken::new(),
+            close: OnceLock::new(),
+            rooms: Mutex::default(),
+            typing: Mutex::default(),
+            frames_out: AtomicU64::new(0),
+        });
+        self.inner.open.fetch_add(1, Ordering::Relaxed);
+        let first = {
+            let mut users = lock(&self.inner.users);
+            let conns = users.entry(user.user_id).or_default();
+            conns.push(conn.clone());
+            conns.len() == 1
+        };
+        if first {
+            self.presence(Presence::Changed {
+                user: user.user_id,
+                username: user.username.clone(),
+                online: true,
+            });
+        }
+        self.presence(Presence::Snapshot { conn: conn.clone() });
+        (conn, rx)
+    }
+
+    /// Removes a connection that has ended, with its subscriptions.
+    pub fn disconnect(&self, conn: &Arc<Conn>) {
+        let rooms: Vec<Uuid> = lock(&conn.rooms).drain().map(|(r, _)| r).collect();
+        for room in rooms {
+            self.remove_sub(room, conn.id);
+        }
+        let last = {
+            let mut users = lock(&self.inner.users);
+            match users.get_mut(&conn.user_id) {
+                Some(conns) => {
+                    conns.retain(|c| c.id != conn.id);
+                    let last = conns.is_empty();
+                    if last {
+                        users.remove(&conn.user_id);
+                    }
+                    last
+                }
+                None => false,
+            }
+        };
+        if last {
+            self.presence(Presence::Changed {
+                user: conn.user_id,
+                username: conn.username.clone(),
+                online: false,
+            });
+        }
+        if self.inner.open.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.inner.drained.notify_waiters();
+        }
+    }
+
+    fn presence(&self, change: Presence) {
+        if self.inner.config.presence_max_members == 0 {
+            return;
+        }
+        if self.inner.presence.try_send(change).is_err() {
+            tracing::warn!("presence backlog full: a presence change was dropped");
+        }
+    }
+
+    /// Adds `conn` to `room`'s subscribers (before its access is checked: see `conn`). Returns
+    /// `false` if it already was.
+    pub fn subscribe(&self, conn: &Arc<Conn>, room: Uuid) -> Result<bool> {
+        {
+            let mut rooms = lock(&conn.rooms);
+            if rooms.contains_key(&room) {
+                return Ok(false);
+            }
+            if rooms.len() >= self.inner.config.max_subscriptions {
+                return Err(Error::invalid(
+                    "too_many_subscriptions",
+                    format!(
+                        "a connection may subscribe to at most {} rooms",
+                        self.inner.config.max_subscriptions
+                    ),
+                ));
+            }
+            rooms.insert(room, false);
+        }
+        let entry = lock(&self.inner.rooms).entry(room).or_default().clone();
+        lock(&entry.subs).insert(conn.id, conn.clone());
+        Ok(true)
+    }
+
+    /// Records whether the subscriber is a member of the room.
+    pub fn set_member(&self, conn: &Conn, room: Uuid, member: bool) {
+        if let Some(m) = lock(&conn.rooms).get_mut(&room) {
+            *m = member;
+        }
+    }
+
+    /// Ends `conn`'s subscription to `room`, if any; returns whether there was one.
+    pub fn unsubscribe(&self, conn: &Conn, room: Uuid) -> bool {
+        if lock(&conn.rooms).remove(&room).is_none() {
+            return false;
+        }
+        self.remove_sub(room, conn.id);
+        true
+    }
+
+    fn remove_sub(&self, room: Uuid, conn: u64) {
+        let mut rooms = lock(&self.inner.rooms);
+        if let Some(entry) = rooms.get(&room) {
+            let mut subs = lock(&entry.subs);
+            subs.remove(&conn);
+            if subs.is_empty() {
+                drop(subs);
+                rooms.remove(&room);
+            }
+        }
+    }
+
+    /// The room's subscribers now (a snapshot: the lock is released before anyone is written to).
+    fn subscribers(&self, room: Uuid) -> Vec<Arc<Conn>> {
+        let entry = lock(&self.inner.rooms).get(&room).cloned();
+        entry
+            .map(|e| lock(&e.subs).values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Rooms with at least one subscriber, and how many.
+    pub fn room_counts(&self) -> Vec<(Uuid, usize)> {
+        let rooms: Vec<(Uuid, Arc<Room>)> = lock(&self.inner.rooms)
+            .iter()
+            .map(|(id, r)| (*id, r.clone()))
+            .collect();
+        rooms.into_iter().map(|(id, r)| (id, lock(&r.subs).len())).collect()
+    }
+
+    /// Fans a committed message out to the room's subscribers.
+    pub fn publish_message(&self, message: &MessageView) {
+        let subs = self.subscribers(message.room_id);
+        if subs.is_empty() {
+            return;
+        }
+        let frame = ServerFrame::Message(message).encode();
+        for conn in subs {
+            conn.push(Out::Message {
+                room: message.room_id,
+                seq: message.seq,
+                frame: frame.clone(),
+            });
+        }
+    }
+
+    /// Sends a room event to its subscribers, except connections of `except` (a user).
+    fn room_frame(&self, room: Uuid, frame: &ServerFrame<'_>, except: Option<Uuid>) {
+        let subs = self.subscribers(room);
+        if subs.is_empty() {
+            return;
+        }
+        let frame = frame.encode();
+        for conn in subs.iter().filter(|c| Some(c.user_id) != except) {
+            conn.push(Out::Room {
+                room,
+                frame: frame.clone(),
+            });
+        }
+    }
+
+    /// Ends the subscriptions of `user`'s connections to `room`, telling each why.
+    fn drop_subscriptions(&self, room: Uuid, user: Option<Uuid>, reason: &str) {
+        let frame = ServerFrame::Unsubscribed {
+            id: None,
+            room_id: room,
+            reason,
+        }
+        .encode();
+        for conn in self.subscribers(room) {
+            if user.is_some_and(|u| u != conn.user_id) {
+                continue;
+            }
+            if self.unsubscribe(&conn, room) {
+                conn.push(Out::Unsubscribed {
+                    room,
+                    frame: frame.clone(),
+                });
+            }
+        }
+    }
+
+    /// Relays `typing` from `conn` to the room's other subscribers, at most once per
+    /// `ws.typing_interval_ms` per connection and room; extra notices are dropped silently.
+    pub fn typing(&self, conn: &Conn, room: Uuid) -> Result<()> {
+        match lock(&conn.rooms).get(&room) {
+            None => {
+                return Err(Error::invalid(
+                    "not_subscribed",
+                    "subscribe to the room before sending typing notices",
+                ))
+            }
+            Some(false) => {
+                return Err(Error::forbidden(
+                    "not_a_member",
+                    "you are not a member of this room; join it first",
+                ))
+            }
+            Some(true) => {}
+        }
+        let interval = Duration::from_millis(self.inner.config.typing_interval_ms);
+        let now = Instant::now();
+        {
+            let mut typing = lock(&conn.typing);
+            if typing.get(&room).is_some_and(|at| now.duration_since(*at) < interval) {
+                return Ok(());
+            }
+            typing.insert(room, now);
+        }
+        let frame = ServerFrame::Typing {
+            room_id: room,
+            user: &conn.username,
+        };
+        self.room_frame(room, &frame, Some(conn.user_id));
+        Ok(())
+    }
+
+    /// Sends `frame` to every connection of `user`.
+    pub fn to_user(&self, user: Uuid, frame: Bytes) {
+        let conns = lock(&self.inner.users).get(&user).cloned().unwrap_or_default();
+        for conn in conns {
+            conn.push(Out::Frame(frame.clone()));
+        }
+    }
+
+    fn user_conns(&self, user: Uuid) -> Vec<Arc<Conn>> {
+        lock(&self.inner.users).get(&user).cloned().unwrap_or_default()
+    }
+
+    fn all_conns(&self) -> Vec<Arc<Conn>> {
+        lock(&self.inner.users).values().flatten().cloned().collect()
+    }
+
+    /// Closes every connection (shutdown) and waits, at most `grace`, for them to end.
+    pub async fn close_all(&self, why: Close, grace: Duration) {
+        let drained = self.inner.drained.notified();
+        tokio::pin!(drained);
+        drained.as_mut().enable();
+        for conn in self.all_conns() {
+            conn.close(why.clone());
+        }
+        if self.connections() > 0 {
+            let _ = tokio::time::timeout(grace, drained).await;
+        }
+    }
+
+    /// Acts on an event from the bus.
+    pub async fn apply(&self, event: Event) {
+        if let Err(e) = self.try_apply(event).await {
+            tracing::warn!("could not deliver an event: {e}");
+        }
+    }
+
+    async fn try_apply(&self, event: Event) -> Result<()> {
+        match event {
+            Event::MessageEdited { room_id, seq } | Event::MessageDeleted { room_id, seq } => {
+                if self.subscribers(room_id).is_empty() {
+                    return Ok(());
+                }
+                let conn = self.inner.db.conn().await?;
+                let Some((record, _)) = messages::by_seq(&*conn, room_id, seq).await? else {
+                    return Ok(());
+                };
+                drop(conn);
+                let message = MessageView::from(record);
+                let frame = if message.deleted {
+                    ServerFrame::MessageDeleted {
+                        room_id,
+                        seq,
+                        id: message.id,
+                        deleted_at: message.deleted_at,
+                    }
+                } else {
+                    ServerFrame::MessageEdited(&message)
+                };
+                self.room_frame(room_id, &frame, None);
+            }
+            Event::MemberJoined {
+                room_id,
+                user_id,
+                username,
+                role,
+            } => {
+                for conn in self.user_conns(user_id) {
+                    self.set_member(&conn, room_id, true);
+                }
+                let frame = ServerFrame::MemberJoined {
+                    room_id,
+                    user: &username,
+                    role,
+                };
+                self.room_frame(room_id, &frame, None);
+                if !self.user_conns(user_id).is_empty() {
+                    self.presence(Presence::Joined {
+                        user: user_id,
+                        username,
+                        room: room_id,
+                    });
+                }
+            }
+            Event::MemberLeft {
+                room_id,
+                user_id,
+                username,
+                reason,
+            } => {
+                self.drop_subscriptions(room_id, Some(user_id), reason.as_str());
+                let frame = ServerFrame::MemberLeft {
+                    room_id,
+                    user: &username,
+                    reason: reason.as_str(),
+                };
+                self.room_frame(room_id, &frame, None);
+            }
+            Event::RoleChanged {
+                room_id,
+                username,
+                role,
+                ..
+            } => {
+                let frame = ServerFrame::MemberRoleChanged {
+                    room_id,
+                    user: &username,
+                    role,
+                };
+                self.room_frame(room_id, &frame, None);
+            }
+            Event::RoomChanged { room_id } => {
+                let subs = self.subscribers(room_id);
+                if subs.is_empty() {
+                    return Ok(());
+                }
+                let conn = self.inner.db.conn().await?;
+                let Some(room) = rooms::by_id(&*conn, room_id).await? else {
+                    drop(conn);
+                    self.drop_subscriptions(room_id, None, "room_deleted");
+                    return Ok(());
+                };
+                let frame = ServerFrame::RoomUpdated {
+                    room_id,
+                    name: room.name.as_deref(),
+                    topic: room.topic.as_deref(),
+                    visibility: &room.visibility,
+                    archived: room.archived_at.is_some(),
+                };
+                self.room_frame(room_id, &frame, None);
+                // Made private: readers who are not members lose it.
+                if room.visibility != "public" {
+                    let users: Vec<Uuid> = subs.iter().map(|c| c.user_id).collect();
+                    let rooms_of = vec![room_id; users.len()];
+                    let lost = rooms::unreadable(&*conn, &rooms_of, &users).await?;
+                    drop(conn);
+                    for (_, user) in lost {
+                        self.drop_subscriptions(room_id, Some(user), "access_lost");
+                    }
+                }
+            }
+            Event::RoomDeleted { room_id } => self.drop_subscriptions(room_id, None, "room_deleted"),
+            Event::SessionEnded { session_id, reason } => {
+                for conn in self.all_conns().into_iter().filter(|c| c.session_id == session_id) {
+                    conn.close(Close::SessionEnded(reason.clone()));
+                }
+            }
+            Event::UserSessionsEnded { user_id, keep, reason } => {
+                for conn in self.user_conns(user_id) {
+                    if Some(conn.session_id) == keep {
+                        continue;
+                    }
+                    conn.close(if reason == "account_disabled" {
+                        Close::AccountDisabled
+                    } else {
+                        Close::SessionEnded(reason.clone())
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks every connection and subscription against the database: for after the event
+    /// listener was disconnected (events sent meanwhile are lost), and periodically as a net.
+    pub async fn reconcile(&self) {
+        if let Err(e) = self.try_reconcile().await {
+            tracing::warn!("could not re-check live connections: {e}");
+        }
+    }
+
+    async fn try_reconcile(&self) -> Result<()> {
+        let conns = self.all_conns();
+        if conns.is_empty() {
+            return Ok(());
+        }
+        let db = self.inner.db.conn().await?;
+        let session_ids: Vec<Uuid> = conns
+            .iter()
+            .map(|c| c.session_id)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let ended = sessions::ended_among(&*db, &session_ids).await?;
+        for (session, reason, disabled) in ended {
+            for conn in conns.iter().filter(|c| c.session_id == session) {
+                conn.close(if disabled {
+                    Close::AccountDisabled
+                } else {
+                    Close::SessionEnded(reason.clone())
+                });
+            }
+        }
+        let pairs: HashSet<(Uuid, Uuid)> = conns
+            .iter()
+            .flat_map(|c| {
+                let rooms: Vec<Uuid> = lock(&c.rooms).keys().copied().collect();
+                rooms.into_iter().map(move |r| (r, c.user_id))
+            })
+            .collect();
+        let (rooms_of, users): (Vec<Uuid>, Vec<Uuid>) = pairs.into_iter().unzip();
+        for (room, user) in rooms::unreadable(&*db, &rooms_of, &users).await? {
+            self.drop_subscriptions(room, Some(user), "access_lost");
+        }
+        Ok(())
+    }
+}
+
+/// Works through presence changes in order, so a quick offline-online never ends as offline.
+async fn presence_worker(hub: std::sync::Weak<Inner>, mut rx: mpsc::Receiver<Presence>) {
+    while let Some(change) = rx.recv().await {
+        let Some(inner) = hub.upgrade() else { return };
+        let hub = Hub { inner };
+        if let Err(e) = hub.present(change).await {
+            tracing::warn!("presence update failed: {e}");
+        }
+    }
+}
+
+impl Hub {
+    async fn present(&self, change: Presence) -> Result<()> {
+        let max = self.inner.config.presence_max_members;
+        match change {
+            Presence::Changed { user, username, online } => {
+                // Superseded by a later change still queued: that one will speak.
+                if self.user_conns(user).is_empty() == online {
+                    return Ok(());
+                }
+                let audience = rooms::co_members(&*self.inner.db.conn().await?, user, max).await?;
+                let frame = presence_frame(&username, online);
+                for other in audience {
+                    self.to_user(other, frame.clone());
+                }
+            }
+            Presence::Snapshot { conn } => {
+                let audience = rooms::co_members(&*self.inner.db.conn().await?, conn.user_id, max).await?;
+                for other in audience {
+                    if let Some(name) = self.user_conns(other).first().map(|c| c.username.clone()) {
+                        conn.push(Out::Frame(presence_frame(&name, true)));
+                    }
+                }
+            }
+            Presence::Joined { user, username, room } => {
+                let online: Vec<Uuid> = lock(&self.inner.users).keys().copied().filter(|u| *u != user).collect();
+                let members = rooms::members_among(&*self.inner.db.conn().await?, room, &online, max).await?;
+                let theirs = presence_frame(&username, true);
+                for other in members {
+                    self.to_user(other, theirs.clone());
+                    if let Some(name) = self.user_conns(other).first().map(|c| c.username.clone()) {
+                        self.to_user(user, presence_frame(&name, true));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn presence_frame(user: &str, online: bool) -> Bytes {
+    ServerFrame::Presence {
+        user,
+        status: if online { "online" } else { "offline" },
+    }
+    .encode()
+}
