@@ -79,11 +79,7 @@ impl Application {
         let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
         let housekeeping = tokio::spawn(housekeeping(state.clone()));
         let stop_listening = tokio_util::sync::CancellationToken::new();
-        let listener_task = tokio::spawn(bus::listen(
-            state.db.clone(),
-            state.hub.clone(),
-            stop_listening.clone(),
-        ));
+        let listener_task = tokio::spawn(bus::listen(state.db.clone(), state.hub.clone(), stop_listening.clone()));
         let hub = state.hub.clone();
         let hasher = state.accounts.hasher.clone();
         tokio::spawn(async move {

@@ -137,7 +137,6 @@ impl Bus {
 
 /// Listens for events until `stop` is cancelled, reconnecting when the connection is lost.
 pub async fn listen(db: Db, hub: Hub, stop: tokio_util::sync::CancellationToken) {
-    let mut connected_before = false;
     let mut backoff = Duration::from_millis(200);
     loop {
         let connected = tokio::select! {
@@ -146,11 +145,9 @@ pub async fn listen(db: Db, hub: Hub, stop: tokio_util::sync::CancellationToken)
         };
         match connected {
             Ok((client, driver, mut payloads)) => {
-                // Events sent while disconnected are gone: check what they would have changed.
-                if connected_before {
-                    hub.reconcile().await;
-                }
-                connected_before = true;
+                // Events sent while not listening are gone: check what they would have changed
+                // (at the first start too: a socket may have opened before this listened).
+                hub.reconcile().await;
                 backoff = Duration::from_millis(200);
                 loop {
                     let payload = tokio::select! {

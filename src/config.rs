@@ -388,7 +388,10 @@ impl Config {
             return Err(ConfigError::key("limits.messages_per_sec", "must be at most 1000000"));
         }
         if self.limits.messages_per_sec > 0 && !(1..=1_000_000).contains(&self.limits.message_burst) {
-            return Err(ConfigError::key("limits.message_burst", "must be between 1 and 1000000"));
+            return Err(ConfigError::key(
+                "limits.message_burst",
+                "must be between 1 and 1000000",
+            ));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| ConfigError::key("log.level", format!("not a valid filter ({e})")))?;

@@ -294,7 +294,13 @@ fn actor_name(actor: &Actor) -> &str {
     }
 }
 
-pub(super) async fn joined(c: &impl GenericClient, room_id: Uuid, user_id: Uuid, username: &str, role: Role) -> Result<()> {
+pub(super) async fn joined(
+    c: &impl GenericClient,
+    room_id: Uuid,
+    user_id: Uuid,
+    username: &str,
+    role: Role,
+) -> Result<()> {
     let event = Event::MemberJoined {
         room_id,
         user_id,

@@ -492,7 +492,11 @@ pub async fn by_id(c: &impl GenericClient, id: Uuid) -> Result<Option<RoomRecord
 
 /// Everyone who shares with `user` a room of at most `max_members` members: the audience of
 /// `user`'s presence.
-pub async fn co_members(c: &impl GenericClient, user: Uuid, max_members: i64) -> Result<Vec<Uuid>, tokio_postgres::Error> {
+pub async fn co_members(
+    c: &impl GenericClient,
+    user: Uuid,
+    max_members: i64,
+) -> Result<Vec<Uuid>, tokio_postgres::Error> {
     let rows = c
         .query(
             "SELECT DISTINCT other.user_id \

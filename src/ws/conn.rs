@@ -39,7 +39,7 @@ use crate::http::ApiError;
 /// Messages read from the database per replay query.
 const REPLAY_PAGE: i64 = 200;
 /// How long a close frame may take to reach a client that is not reading.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves one upgraded connection until it closes.
 pub async fn serve(socket: WebSocket, state: AppState, user: AuthUser) {
@@ -171,11 +171,12 @@ async fn handle(text: &str, conn: &Arc<Conn>, state: &AppState, actor: &Actor) -
     let id = id.as_ref();
     let result = match frame {
         ClientFrame::Ping => return Some(ServerFrame::Pong { id }.encode()),
-        ClientFrame::Subscribe { room_id, since_seq } => match subscribe(conn, state, actor, id, &room_id, since_seq).await
-        {
-            Ok(()) => return None,
-            Err(e) => Err(e),
-        },
+        ClientFrame::Subscribe { room_id, since_seq } => {
+            match subscribe(conn, state, actor, id, &room_id, since_seq).await {
+                Ok(()) => return None,
+                Err(e) => Err(e),
+            }
+        }
         ClientFrame::Unsubscribe { room_id } => room(&room_id).and_then(|room| {
             if state.hub.unsubscribe(conn, room) {
                 let frame = ServerFrame::Unsubscribed {

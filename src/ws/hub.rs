@@ -298,10 +298,7 @@ impl Hub {
 
     /// Rooms with at least one subscriber, and how many.
     pub fn room_counts(&self) -> Vec<(Uuid, usize)> {
-        let rooms: Vec<(Uuid, Arc<Room>)> = lock(&self.inner.rooms)
-            .iter()
-            .map(|(id, r)| (*id, r.clone()))
-            .collect();
+        let rooms: Vec<(Uuid, Arc<Room>)> = lock(&self.inner.rooms).iter().map(|(id, r)| (*id, r.clone())).collect();
         rooms.into_iter().map(|(id, r)| (id, lock(&r.subs).len())).collect()
     }
 

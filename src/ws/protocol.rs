@@ -32,11 +32,25 @@ pub struct FrameError {
 /// What a client may send.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientFrame {
-    Subscribe { room_id: String, since_seq: Option<i64> },
-    Unsubscribe { room_id: String },
-    Send { room_id: String, body: String, client_msg_id: String },
-    Typing { room_id: String },
-    Read { room_id: String, seq: i64 },
+    Subscribe {
+        room_id: String,
+        since_seq: Option<i64>,
+    },
+    Unsubscribe {
+        room_id: String,
+    },
+    Send {
+        room_id: String,
+        body: String,
+        client_msg_id: String,
+    },
+    Typing {
+        room_id: String,
+    },
+    Read {
+        room_id: String,
+        seq: i64,
+    },
     Ping,
 }
 
@@ -106,9 +120,7 @@ pub fn parse(text: &str) -> Result<(Option<Value>, ClientFrame), FrameError> {
             room_id: f.room_id,
             since_seq: f.since_seq,
         }),
-        "unsubscribe" => {
-            fields_of::<RoomFields>(&kind, rest).map(|f| ClientFrame::Unsubscribe { room_id: f.room_id })
-        }
+        "unsubscribe" => fields_of::<RoomFields>(&kind, rest).map(|f| ClientFrame::Unsubscribe { room_id: f.room_id }),
         "send" => fields_of::<SendFields>(&kind, rest).map(|f| ClientFrame::Send {
             room_id: f.room_id,
             body: f.body,
@@ -333,7 +345,10 @@ mod tests {
         assert!(e.message.contains("client_msg_id"), "{}", e.message);
         assert_eq!(code_of(r#"{"type":"ping","extra":1}"#), "invalid_frame");
         assert_eq!(code_of(r#"{"type":"read","room_id":"r","seq":"x"}"#), "invalid_frame");
-        assert_eq!(code_of(&format!(r#"{{"type":"ping","id":"{}"}}"#, "x".repeat(65))), "invalid_frame");
+        assert_eq!(
+            code_of(&format!(r#"{{"type":"ping","id":"{}"}}"#, "x".repeat(65))),
+            "invalid_frame"
+        );
     }
 
     #[test]

@@ -241,6 +241,8 @@ pub fn test_config(data_dir: PathBuf) -> Config {
     c.auth.pbkdf2_iterations = 1_000;
     c.auth.jwt_secret = Some("test-secret-test-secret-test-secret-0123".into());
     c.database.pool_size = 4;
+    // Tests send faster than any person; the rate limit has tests of its own.
+    c.limits.messages_per_sec = 0;
     c.log.level = "warn".into();
     c
 }
@@ -442,4 +444,158 @@ pub fn scratch_dir() -> tempfile::TempDir {
         .unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     dir
+}
+
+/// A WebSocket client speaking chatd's protocol, as an independent client would.
+pub struct WsClient {
+    pub stream: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    /// The `hello` frame.
+    pub hello: Value,
+}
+
+/// How long a test waits for a frame it expects.
+pub const WS_WAIT: Duration = Duration::from_secs(15);
+
+impl TestApp {
+    /// Opens `/api/v1/ws` with `token` in the Authorization header and reads `hello`.
+    pub async fn ws(&self, token: &str) -> WsClient {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let mut req = format!("ws://{}/api/v1/ws", self.addr).into_client_request().unwrap();
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let (stream, _) = tokio_tungstenite::connect_async(req).await.expect("ws connect");
+        let mut ws = WsClient {
+            stream,
+            hello: Value::Null,
+        };
+        ws.hello = ws.next_of("hello").await;
+        ws
+    }
+
+    /// `ws`, over a socket with a small receive buffer: a client that stops reading is noticed
+    /// after kilobytes, not the megabytes loopback buffers hold.
+    pub async fn ws_small_buffer(&self, token: &str) -> WsClient {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let tcp = socket.connect(self.addr).await.expect("tcp connect");
+        let mut req = format!("ws://{}/api/v1/ws", self.addr).into_client_request().unwrap();
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let (stream, _) = tokio_tungstenite::client_async(req, tokio_tungstenite::MaybeTlsStream::Plain(tcp))
+            .await
+            .expect("ws connect");
+        let mut ws = WsClient {
+            stream,
+            hello: Value::Null,
+        };
+        ws.hello = ws.next_of("hello").await;
+        ws
+    }
+
+    /// The status and JSON body of a WebSocket handshake that is refused.
+    pub async fn ws_refused(&self, path_and_query: &str, token: Option<&str>) -> (u16, Value) {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let mut req = format!("ws://{}{path_and_query}", self.addr)
+            .into_client_request()
+            .unwrap();
+        if let Some(t) = token {
+            req.headers_mut()
+                .insert("authorization", format!("Bearer {t}").parse().unwrap());
+        }
+        match tokio_tungstenite::connect_async(req).await {
+            Ok(_) => panic!("the handshake to {path_and_query} succeeded"),
+            Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+                let body = res.body().as_deref().unwrap_or_default();
+                (
+                    res.status().as_u16(),
+                    serde_json::from_slice(body).unwrap_or(Value::Null),
+                )
+            }
+            Err(e) => panic!("unexpected handshake error: {e}"),
+        }
+    }
+}
+
+impl WsClient {
+    pub async fn send(&mut self, frame: Value) {
+        self.send_text(frame.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: String) {
+        use futures_util::SinkExt as _;
+        self.stream
+            .send(tokio_tungstenite::tungstenite::Message::text(text))
+            .await
+            .expect("ws send");
+    }
+
+    /// The next JSON frame (pings are answered by the library and skipped).
+    pub async fn next(&mut self) -> Value {
+        use futures_util::StreamExt as _;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let msg = tokio::time::timeout(WS_WAIT, self.stream.next())
+                .await
+                .expect("timed out waiting for a frame")
+                .expect("the connection ended")
+                .expect("ws read");
+            match msg {
+                Message::Text(t) => return serde_json::from_str(&t).expect("a JSON frame"),
+                Message::Close(c) => panic!("closed while waiting for a frame: {c:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next frame of `kind`, skipping others (presence, typing…).
+    pub async fn next_of(&mut self, kind: &str) -> Value {
+        loop {
+            let f = self.next().await;
+            if f["type"] == kind {
+                return f;
+            }
+        }
+    }
+
+    /// Sends `frame` and returns the reply carrying its `id` (an `error` or the answer).
+    pub async fn request(&mut self, mut frame: Value, id: &str) -> Value {
+        frame["id"] = json!(id);
+        self.send(frame).await;
+        loop {
+            let f = self.next().await;
+            if f["id"] == id {
+                return f;
+            }
+        }
+    }
+
+    /// Subscribes to `room` (from `since`, if given) and returns the `subscribed` frame.
+    pub async fn subscribe(&mut self, room: &str, since: Option<i64>) -> Value {
+        let mut frame = json!({"type": "subscribe", "room_id": room});
+        if let Some(s) = since {
+            frame["since_seq"] = json!(s);
+        }
+        let reply = self.request(frame, "sub").await;
+        assert_eq!(reply["type"], "subscribed", "{reply}");
+        reply
+    }
+
+    /// The close code and reason the server ends with (skipping frames before it).
+    pub async fn closed(&mut self) -> (u16, String) {
+        use futures_util::StreamExt as _;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let next = tokio::time::timeout(WS_WAIT, self.stream.next())
+                .await
+                .expect("timed out waiting for the close");
+            match next {
+                Some(Ok(Message::Close(Some(c)))) => return (c.code.into(), c.reason.to_string()),
+                Some(Ok(Message::Close(None))) => return (1005, String::new()),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => panic!("the connection broke without a close frame: {e}"),
+                None => panic!("the connection ended without a close frame"),
+            }
+        }
+    }
 }

@@ -15,3 +15,4 @@ mod room_cli;
 mod rooms;
 mod sessions;
 mod users;
+mod ws;
