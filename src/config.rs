@@ -110,7 +110,7 @@ pub struct WsConfig {
     pub outbound_queue: usize,
     /// Rooms one connection may be subscribed to at once.
     pub max_subscriptions: usize,
-    /// A user's `typing` frames are relayed at most once per this many milliseconds per room.
+    /// `typing` frames are relayed at most once per this many milliseconds per connection and room.
     pub typing_interval_ms: u64,
     /// Presence is shared through rooms with at most this many members (0: never).
     pub presence_max_members: i64,
@@ -366,10 +366,11 @@ impl Config {
         if !(1..=3600).contains(&self.ws.heartbeat_secs) {
             return Err(ConfigError::key("ws.heartbeat_secs", "must be between 1 and 3600"));
         }
-        if !(4096..=16 * 1024 * 1024).contains(&self.ws.max_frame_bytes) {
+        // A longest message body (4,000 four-byte characters) with room for the frame around it.
+        if !(32 * 1024..=16 * 1024 * 1024).contains(&self.ws.max_frame_bytes) {
             return Err(ConfigError::key(
                 "ws.max_frame_bytes",
-                "must be between 4096 and 16777216",
+                "must be between 32768 and 16777216",
             ));
         }
         if !(16..=1_000_000).contains(&self.ws.outbound_queue) {

@@ -239,10 +239,12 @@ impl Chat {
             .map(|r| r.parse::<Role>())
             .transpose()?;
         room.outranks(target)?;
-        rooms::remove_member(&tx, room_id, user.id).await?;
-        // Banned whether a member or not: a reader of a public room loses it too.
-        left(&tx, room_id, user.id, &user.username, LeaveReason::Banned).await?;
+        let removed = rooms::remove_member(&tx, room_id, user.id).await?;
         let created = rooms::ban(&tx, room_id, user.id, actor.user_id(), reason.as_deref()).await?;
+        // A new ban ends a member's place and a public room's reader's subscription alike.
+        if removed || created {
+            left(&tx, room_id, user.id, &user.username, LeaveReason::Banned).await?;
+        }
         let ban = rooms::bans(&tx, room_id, None, 1, Some(user.id))
             .await?
             .pop()

@@ -116,13 +116,14 @@ impl Chat {
                 return Ok((original, false));
             }
         }
-        // A retry of a stored message is free; a new one counts against the sender's rate.
-        self.charge_send(*author)?;
         let tx = conn.transaction().await?;
         // The room row's lock (taken here, kept by `next_seq`) orders concurrent senders.
         let room = access::load(&tx, actor, room_id, true).await?;
         room.require(Action::Post)?;
         room.writable()?;
+        // Only a message that would be stored counts against the sender's rate (a refused one
+        // keeps its own error; a retry of a stored one returned above).
+        self.charge_send(*author)?;
         let seq = messages::next_seq(&tx, room_id).await?;
         let stored = messages::insert(
             &tx,

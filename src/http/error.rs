@@ -31,6 +31,8 @@ struct Body<'a> {
 struct Inner<'a> {
     code: &'a str,
     message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after_ms: Option<u64>,
 }
 
 impl ApiError {
@@ -84,6 +86,7 @@ impl Reply for ApiError {
             error: Inner {
                 code: self.code,
                 message: &self.message,
+                retry_after_ms: self.retry_after_ms,
             },
         };
         let mut res = warp::reply::with_status(warp::reply::json(&body), self.status).into_response();

@@ -64,11 +64,15 @@ pub async fn serve(socket: WebSocket, state: AppState, user: AuthUser) {
             limits: &HelloLimits {
                 max_frame_bytes: config.max_frame_bytes,
                 max_subscriptions: config.max_subscriptions,
+                outbound_queue: config.outbound_queue,
+                typing_interval_ms: config.typing_interval_ms,
                 messages_per_sec: state.config.limits.messages_per_sec,
                 message_burst: state.config.limits.message_burst,
             },
         };
         conn.push(Out::Frame(hello.encode()));
+        // Presence only after hello, which is always the first frame.
+        hub.announce(&conn);
         let writer = Writer {
             conn: conn.clone(),
             db: state.db.clone(),
@@ -114,7 +118,7 @@ async fn read(
         last_seen.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         let message = match next {
             Ok(m) => m,
-            Err(e) => return if too_big(&e) { Close::TooBig } else { Close::Normal },
+            Err(e) => return read_failure(&e),
         };
         if message.is_close() {
             return Close::Normal;
@@ -133,16 +137,20 @@ async fn read(
     Close::Normal
 }
 
-/// `true` when the read failed because the frame exceeded `ws.max_frame_bytes`.
-fn too_big(e: &warp::Error) -> bool {
+/// How to close after a failed read: 1009 for a frame over `ws.max_frame_bytes`, 1007 for text
+/// that is not UTF-8, 1002 for other protocol violations; a broken connection needs no code.
+fn read_failure(e: &warp::Error) -> Close {
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        if let Some(tungstenite::Error::Capacity(_)) = s.downcast_ref::<tungstenite::Error>() {
-            return true;
+        match s.downcast_ref::<tungstenite::Error>() {
+            Some(tungstenite::Error::Capacity(_)) => return Close::TooBig,
+            Some(tungstenite::Error::Utf8(_)) => return Close::InvalidData,
+            Some(tungstenite::Error::Protocol(_)) => return Close::ProtocolError,
+            _ => {}
         }
         source = s.source();
     }
-    false
+    Close::Normal
 }
 
 fn error_frame(id: Option<&Value>, code: &str, message: &str, retry_after_ms: Option<u64>) -> bytes::Bytes {
@@ -239,42 +247,48 @@ async fn subscribe(
 ) -> Result<(), Error> {
     let room = room(room_id)?;
     let hub = &state.hub;
-    let new = hub.subscribe(conn, room)?;
-    let checked = async {
-        let (member, last_seq) = state.chat.watch(actor, room).await?;
-        let since = since_seq.unwrap_or(last_seq);
-        if !(0..=last_seq).contains(&since) {
-            return Err(Error::invalid(
-                "invalid_seq",
-                format!("since_seq must be from 0 to the room's last seq ({last_seq})"),
-            ));
-        }
-        Ok((member, since, last_seq))
-    }
-    .await;
-    match checked {
-        Ok((member, since, last_seq)) => {
-            hub.set_member(conn, room, member);
-            let frame = ServerFrame::Subscribed {
-                id,
-                room_id: room,
-                since_seq: since,
-                last_seq,
-            };
-            conn.push(Out::Subscribed {
-                room,
-                from: since,
-                frame: frame.encode(),
-            });
-            Ok(())
-        }
-        Err(e) => {
-            if new {
-                hub.unsubscribe(conn, room);
+    // A kick landing between the check and the start ends the subscription; then the check
+    // is made again (and now refuses, or lets a public room's reader back in).
+    for _ in 0..3 {
+        hub.subscribe(conn, room)?;
+        let checked = async {
+            let (member, last_seq) = state.chat.watch(actor, room).await?;
+            let since = since_seq.unwrap_or(last_seq);
+            if !(0..=last_seq).contains(&since) {
+                return Err(Error::invalid(
+                    "invalid_seq",
+                    format!("since_seq must be from 0 to the room's last seq ({last_seq})"),
+                ));
             }
-            Err(e)
+            Ok((member, since, last_seq))
+        }
+        .await;
+        let (member, since, last_seq) = match checked {
+            Ok(checked) => checked,
+            Err(e) => {
+                hub.unsubscribe(conn, room);
+                return Err(e);
+            }
+        };
+        let frame = ServerFrame::Subscribed {
+            id,
+            room_id: room,
+            since_seq: since,
+            last_seq,
+        };
+        let start = Out::Subscribed {
+            room,
+            from: since,
+            frame: frame.encode(),
+        };
+        if hub.confirm(conn, room, member, start) {
+            return Ok(());
         }
     }
+    Err(Error::conflict(
+        "subscription_conflict",
+        "the room's membership kept changing while subscribing; try again",
+    ))
 }
 
 /// Why the writer stopped writing.
@@ -306,7 +320,18 @@ impl Writer {
         loop {
             let step = async {
                 tokio::select! {
+                    // Pings first: a room that never goes quiet must not starve the heartbeat.
                     biased;
+                    _ = ping.tick() => {
+                        let now = self.started.elapsed().as_millis() as u64;
+                        let silent = now.saturating_sub(self.last_seen.load(Ordering::Relaxed));
+                        if Duration::from_millis(silent) > self.heartbeat * 2 {
+                            self.conn.close(Close::HeartbeatTimeout);
+                            return Ok(false);
+                        }
+                        sink.send(Message::ping(Vec::new())).await.map_err(|_| Stop::Socket)?;
+                        Ok(true)
+                    }
                     out = queue.recv() => match out {
                         Some(out) => {
                             self.deliver(&mut sink, out).await?;
@@ -317,15 +342,6 @@ impl Writer {
                         }
                         None => Ok(false),
                     },
-                    _ = ping.tick() => {
-                        let silent_ms = self.started.elapsed().as_millis() as u64 - self.last_seen.load(Ordering::Relaxed);
-                        if Duration::from_millis(silent_ms) > self.heartbeat * 2 {
-                            self.conn.close(Close::HeartbeatTimeout);
-                            return Ok(false);
-                        }
-                        sink.send(Message::ping(Vec::new())).await.map_err(|_| Stop::Socket)?;
-                        Ok(true)
-                    }
                 }
             };
             // Closing interrupts even a write blocked on a client that does not read.
@@ -365,8 +381,11 @@ impl Writer {
     async fn deliver(&mut self, sink: &mut Sink, out: Out) -> Result<(), Stop> {
         match out {
             Out::Frame(frame) => self.write(sink, frame).await,
-            Out::Room { room, frame } => {
-                if self.cursors.contains_key(&room) {
+            Out::Room { room, seq, frame } => {
+                // About a message not delivered yet (still to be replayed): the replay carries
+                // its current state, so the event is not news.
+                let ahead = |cursor: &i64| seq.is_some_and(|s| s > *cursor);
+                if self.cursors.get(&room).is_some_and(|c| !ahead(c)) {
                     self.write(sink, frame).await?;
                 }
                 Ok(())

@@ -34,8 +34,9 @@ use crate::error::{Error, Result};
 pub enum Out {
     /// A new message (its `message` frame); delivered in seq order, once.
     Message { room: Uuid, seq: i64, frame: Bytes },
-    /// A room event, delivered while the connection is subscribed to the room.
-    Room { room: Uuid, frame: Bytes },
+    /// A room event, delivered while the connection is subscribed to the room; `seq` when it
+    /// is about one message (an edit, a delete).
+    Room { room: Uuid, seq: Option<i64>, frame: Bytes },
     /// A frame for this connection alone (reply, presence).
     Frame(Bytes),
     /// A subscription began: send `frame`, then replay the room's messages after `from`.
@@ -59,6 +60,8 @@ pub struct Conn {
     /// When this connection last relayed `typing` per room.
     typing: Mutex<HashMap<Uuid, Instant>>,
     pub frames_out: AtomicU64,
+    /// Whether this was the user's only connection when it opened (presence: "online").
+    first: bool,
 }
 
 impl Conn {
@@ -161,9 +164,12 @@ impl Hub {
         self.inner.open.load(Ordering::Relaxed)
     }
 
-    /// Registers a new connection; its writer reads the returned queue.
+    /// Registers a new connection; its writer reads the returned queue. Call `announce` once
+    /// its `hello` is queued.
     pub fn connect(&self, user: &AuthUser) -> (Arc<Conn>, mpsc::Receiver<Out>) {
         let (tx, rx) = mpsc::channel(self.inner.config.outbound_queue);
+        let mut users = lock(&self.inner.users);
+        let conns = users.entry(user.user_id).or_default();
         let conn = Arc::new(Conn {
             id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
             user_id: user.user_id,
@@ -176,23 +182,25 @@ impl Hub {
             rooms: Mutex::default(),
             typing: Mutex::default(),
             frames_out: AtomicU64::new(0),
+            first: conns.is_empty(),
         });
+        conns.push(conn.clone());
+        drop(users);
         self.inner.open.fetch_add(1, Ordering::Relaxed);
-        let first = {
-            let mut users = lock(&self.inner.users);
-            let conns = users.entry(user.user_id).or_default();
-            conns.push(conn.clone());
-            conns.len() == 1
-        };
-        if first {
+        (conn, rx)
+    }
+
+    /// Presence for a new connection: the user is online (if this is their first), and the
+    /// connection hears who of the people it shares rooms with is.
+    pub fn announce(&self, conn: &Arc<Conn>) {
+        if conn.first {
             self.presence(Presence::Changed {
-                user: user.user_id,
-                username: user.username.clone(),
+                user: conn.user_id,
+                username: conn.username.clone(),
                 online: true,
             });
         }
         self.presence(Presence::Snapshot { conn: conn.clone() });
-        (conn, rx)
     }
 
     /// Removes a connection that has ended, with its subscriptions.
@@ -236,13 +244,16 @@ impl Hub {
         }
     }
 
-    /// Adds `conn` to `room`'s subscribers (before its access is checked: see `conn`). Returns
-    /// `false` if it already was.
-    pub fn subscribe(&self, conn: &Arc<Conn>, room: Uuid) -> Result<bool> {
+    /// Adds `conn` to `room`'s subscribers, before its access is checked (see `conn`); the
+    /// subscription starts delivering once `confirm`ed.
+    pub fn subscribe(&self, conn: &Arc<Conn>, room: Uuid) -> Result<()> {
         {
             let mut rooms = lock(&conn.rooms);
             if rooms.contains_key(&room) {
-                return Ok(false);
+                return Err(Error::conflict(
+                    "already_subscribed",
+                    "you are already subscribed to this room; unsubscribe first to start again",
+                ));
             }
             if rooms.len() >= self.inner.config.max_subscriptions {
                 return Err(Error::invalid(
@@ -257,7 +268,22 @@ impl Hub {
         }
         let entry = lock(&self.inner.rooms).entry(room).or_default().clone();
         lock(&entry.subs).insert(conn.id, conn.clone());
-        Ok(true)
+        Ok(())
+    }
+
+    /// Starts a subscription whose access was checked: records whether the subscriber is a
+    /// member and queues `start` (its `Subscribed`). `false` if the subscription was ended
+    /// meanwhile (a kick or ban that committed after the check): nothing is queued. Checked and
+    /// queued under the connection's lock, which ending a subscription takes too, so an
+    /// `unsubscribed` can never be followed by a stale `subscribed`.
+    pub fn confirm(&self, conn: &Conn, room: Uuid, member: bool, start: Out) -> bool {
+        let mut rooms = lock(&conn.rooms);
+        let Some(m) = rooms.get_mut(&room) else {
+            return false;
+        };
+        *m = member;
+        conn.push(start);
+        true
     }
 
     /// Records whether the subscriber is a member of the room.
@@ -319,7 +345,7 @@ impl Hub {
     }
 
     /// Sends a room event to its subscribers, except connections of `except` (a user).
-    fn room_frame(&self, room: Uuid, frame: &ServerFrame<'_>, except: Option<Uuid>) {
+    fn room_frame(&self, room: Uuid, seq: Option<i64>, frame: &ServerFrame<'_>, except: Option<Uuid>) {
         let subs = self.subscribers(room);
         if subs.is_empty() {
             return;
@@ -328,6 +354,7 @@ impl Hub {
         for conn in subs.iter().filter(|c| Some(c.user_id) != except) {
             conn.push(Out::Room {
                 room,
+                seq,
                 frame: frame.clone(),
             });
         }
@@ -385,7 +412,7 @@ impl Hub {
             room_id: room,
             user: &conn.username,
         };
-        self.room_frame(room, &frame, Some(conn.user_id));
+        self.room_frame(room, None, &frame, Some(conn.user_id));
         Ok(())
     }
 
@@ -447,7 +474,7 @@ impl Hub {
                 } else {
                     ServerFrame::MessageEdited(&message)
                 };
-                self.room_frame(room_id, &frame, None);
+                self.room_frame(room_id, Some(seq), &frame, None);
             }
             Event::MemberJoined {
                 room_id,
@@ -463,7 +490,15 @@ impl Hub {
                     user: &username,
                     role,
                 };
-                self.room_frame(room_id, &frame, None);
+                self.room_frame(room_id, None, &frame, None);
+                // The new member hears of it too (added by someone, or a new direct room), on
+                // connections not subscribed to the room.
+                let theirs = frame.encode();
+                for conn in self.user_conns(user_id) {
+                    if !lock(&conn.rooms).contains_key(&room_id) {
+                        conn.push(Out::Frame(theirs.clone()));
+                    }
+                }
                 if !self.user_conns(user_id).is_empty() {
                     self.presence(Presence::Joined {
                         user: user_id,
@@ -484,7 +519,7 @@ impl Hub {
                     user: &username,
                     reason: reason.as_str(),
                 };
-                self.room_frame(room_id, &frame, None);
+                self.room_frame(room_id, None, &frame, None);
             }
             Event::RoleChanged {
                 room_id,
@@ -497,7 +532,7 @@ impl Hub {
                     user: &username,
                     role,
                 };
-                self.room_frame(room_id, &frame, None);
+                self.room_frame(room_id, None, &frame, None);
             }
             Event::RoomChanged { room_id } => {
                 let subs = self.subscribers(room_id);
@@ -517,7 +552,7 @@ impl Hub {
                     visibility: &room.visibility,
                     archived: room.archived_at.is_some(),
                 };
-                self.room_frame(room_id, &frame, None);
+                self.room_frame(room_id, None, &frame, None);
                 // Made private: readers who are not members lose it.
                 if room.visibility != "public" {
                     let users: Vec<Uuid> = subs.iter().map(|c| c.user_id).collect();

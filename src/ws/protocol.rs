@@ -157,6 +157,8 @@ pub struct HelloUser {
 pub struct HelloLimits {
     pub max_frame_bytes: usize,
     pub max_subscriptions: usize,
+    pub outbound_queue: usize,
+    pub typing_interval_ms: u64,
     pub messages_per_sec: u32,
     pub message_burst: u32,
 }
@@ -268,6 +270,10 @@ pub enum Close {
     Normal,
     /// 1001: the server is shutting down; reconnect (elsewhere) and resume with `since_seq`.
     GoingAway,
+    /// 1002: a WebSocket protocol violation (say, an unmasked client frame).
+    ProtocolError,
+    /// 1007: a text frame that is not UTF-8.
+    InvalidData,
     /// 1009: a frame larger than `ws.max_frame_bytes`.
     TooBig,
     /// 1011: an unexpected server error.
@@ -287,6 +293,8 @@ impl Close {
         match self {
             Self::Normal => 1000,
             Self::GoingAway => 1001,
+            Self::ProtocolError => 1002,
+            Self::InvalidData => 1007,
             Self::TooBig => 1009,
             Self::Internal => 1011,
             Self::HeartbeatTimeout => 4000,
@@ -301,6 +309,8 @@ impl Close {
         match self {
             Self::Normal => "normal".into(),
             Self::GoingAway => "going_away".into(),
+            Self::ProtocolError => "protocol_error".into(),
+            Self::InvalidData => "invalid_utf8".into(),
             Self::TooBig => "message_too_big".into(),
             Self::Internal => "internal_error".into(),
             Self::HeartbeatTimeout => "heartbeat_timeout".into(),

@@ -665,3 +665,118 @@ async fn a_silent_peer_is_dropped_after_two_heartbeats() {
     tokio::time::sleep(Duration::from_millis(3500)).await;
     assert_eq!(a.closed().await, (4000, "heartbeat_timeout".to_string()));
 }
+
+#[tokio::test]
+async fn operator_commands_reach_live_sockets() {
+    use crate::cli::{chatd, outcome, run};
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let room = room_with(&app, &alice, "Lobby", &[&bob]).await;
+    let dir = crate::helpers::scratch_dir();
+    let url = Some(app.db.url.as_str());
+
+    // `chatd room remove-member`, run in another process, ends bob's subscription.
+    let mut b = app.ws(&bob).await;
+    b.subscribe(&room, None).await;
+    let (status, _, err) = outcome(&run(chatd(dir.path(), url, &["room", "remove-member", "lobby", "bob"])));
+    assert_eq!(status, 0, "{err}");
+    assert_eq!(b.next_of("unsubscribed").await["reason"], "kicked");
+
+    // `chatd room delete` ends everyone's.
+    let mut a = app.ws(&alice).await;
+    a.subscribe(&room, None).await;
+    let (status, _, err) = outcome(&run(chatd(dir.path(), url, &["room", "delete", "lobby", "--yes"])));
+    assert_eq!(status, 0, "{err}");
+    assert_eq!(a.next_of("unsubscribed").await["reason"], "room_deleted");
+
+    // `chatd user disable` closes every socket of the account.
+    let (status, _, err) = outcome(&run(chatd(dir.path(), url, &["user", "disable", "bob"])));
+    assert_eq!(status, 0, "{err}");
+    assert_eq!(b.closed().await, (4003, "account_disabled".to_string()));
+    // And alice's socket is untouched.
+    assert_eq!(a.request(json!({"type": "ping"}), "p").await["type"], "pong");
+}
+
+#[tokio::test]
+async fn a_room_made_private_drops_readers_who_are_not_members() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let carol = app.user("carol").await;
+    let room = room_with(&app, &alice, "Lobby", &[&carol]).await;
+    // Bob reads the public room without joining; carol is a member.
+    let mut b = app.ws(&bob).await;
+    b.subscribe(&room, None).await;
+    let mut c = app.ws(&carol).await;
+    c.subscribe(&room, None).await;
+    let (s, _) = app
+        .call(
+            "PATCH",
+            &format!("/api/v1/rooms/{room}"),
+            Some(&alice),
+            Some(json!({"visibility": "private"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(c.next_of("room_updated").await["visibility"], "private");
+    assert_eq!(b.next_of("unsubscribed").await["reason"], "access_lost");
+    // Typing needs membership; a reader who is not a member is told so.
+    let mut b2 = app.ws(&bob).await;
+    let f = b2.request(json!({"type": "subscribe", "room_id": room}), "s").await;
+    assert_eq!(code_of(&f), "room_not_found");
+    let f = c.request(json!({"type": "subscribe", "room_id": room}), "again").await;
+    assert_eq!(code_of(&f), "already_subscribed");
+}
+
+#[tokio::test]
+async fn someone_added_to_a_room_hears_of_it_without_subscribing() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let room = app.room(&alice, "Secret", "private").await;
+    let mut b = app.ws(&bob).await;
+    let (s, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/rooms/{room}/members"),
+            Some(&alice),
+            Some(json!({"username": "bob"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let j = b.next_of("member_joined").await;
+    assert_eq!(
+        (j["room_id"].as_str(), j["user"].as_str()),
+        (Some(room.as_str()), Some("bob"))
+    );
+    // A direct room too.
+    let (s, dm) = app
+        .call("POST", "/api/v1/dms", Some(&alice), Some(json!({"username": "bob"})))
+        .await;
+    assert_eq!(s, 201, "{dm}");
+    let j = b.next_of("member_joined").await;
+    assert_eq!(j["room_id"], dm["id"]);
+}
+
+#[tokio::test]
+async fn after_the_event_listener_reconnects_missed_changes_are_applied() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let mut a = app.ws(&alice).await;
+    // A revocation that sends no event (as if it were lost while the listener was away)…
+    let db = app.db.client().await;
+    db.execute("UPDATE sessions SET revoked_at = now(), revoked_reason = 'logout'", &[])
+        .await
+        .unwrap();
+    // …is found when the listener's connection is cut and comes back.
+    let n = db
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN chatd_events%' AND datname = current_database()",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1, "one listener");
+    assert_eq!(a.closed().await, (4001, "session_ended: logout".to_string()));
+}
