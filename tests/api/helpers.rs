@@ -253,7 +253,7 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub db: TestDb,
     pub config: Arc<Config>,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     _data_dir: tempfile::TempDir,
 }
 
@@ -285,8 +285,15 @@ impl TestApp {
             http,
             db,
             config,
-            _shutdown: tx,
+            shutdown: Some(tx),
             _data_dir: data_dir,
+        }
+    }
+
+    /// Starts the server's graceful shutdown, as SIGTERM does.
+    pub fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
         }
     }
 

@@ -780,3 +780,14 @@ async fn after_the_event_listener_reconnects_missed_changes_are_applied() {
     assert_eq!(n, 1, "one listener");
     assert_eq!(a.closed().await, (4001, "session_ended: logout".to_string()));
 }
+
+#[tokio::test]
+async fn shutdown_closes_sockets_with_going_away() {
+    let mut app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let room = room_with(&app, &alice, "Lobby", &[]).await;
+    let mut a = app.ws(&alice).await;
+    a.subscribe(&room, None).await;
+    app.stop();
+    assert_eq!(a.closed().await, (1001, "going_away".to_string()));
+}
