@@ -321,6 +321,20 @@ impl TestApp {
         (status, value)
     }
 
+    /// `call`, which must answer `status`; returns the body.
+    pub async fn expect(
+        &self,
+        status: u16,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Value {
+        let (got, value) = self.call(method, path, token, body).await;
+        assert_eq!(got, status, "{method} {path}: {value}");
+        value
+    }
+
     /// Sends `body` as it is, declared as JSON.
     pub async fn raw(&self, method: &str, path: &str, body: &'static str) -> (u16, Value) {
         self.raw_as(method, path, None, body).await

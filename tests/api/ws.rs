@@ -19,6 +19,24 @@ async fn room_with(app: &TestApp, owner_token: &str, name: &str, members: &[&str
     room
 }
 
+/// Registers `names`; the first owns a public room "Lobby" that the others join.
+async fn lobby<const N: usize>(app: &TestApp, names: [&str; N]) -> (String, [String; N]) {
+    let mut tokens = Vec::new();
+    for name in names {
+        tokens.push(app.user(name).await);
+    }
+    let others: Vec<&str> = tokens[1..].iter().map(String::as_str).collect();
+    let room = room_with(app, &tokens[0], "Lobby", &others).await;
+    (room, tokens.try_into().expect("N tokens"))
+}
+
+/// A socket for `token`, subscribed to `room` from now on.
+async fn subscribed(app: &TestApp, token: &str, room: &str) -> WsClient {
+    let mut ws = app.ws(token).await;
+    ws.subscribe(room, None).await;
+    ws
+}
+
 /// Sends a message over the socket and returns its `ack`.
 async fn send(ws: &mut WsClient, room: &str, body: &str, cmid: &str) -> Value {
     let ack = ws
@@ -63,9 +81,7 @@ async fn hello_names_the_user_protocol_and_heartbeat() {
 #[tokio::test]
 async fn two_users_chat_both_ways_and_rest_posts_reach_sockets() {
     let app = TestApp::spawn().await;
-    let alice = app.user("alice").await;
-    let bob = app.user("bob").await;
-    let room = room_with(&app, &alice, "Lobby", &[&bob]).await;
+    let (room, [alice, bob]) = lobby(&app, ["alice", "bob"]).await;
     let mut a = app.ws(&alice).await;
     let mut b = app.ws(&bob).await;
     assert_eq!(a.subscribe(&room, None).await["last_seq"], 0);
@@ -112,8 +128,7 @@ async fn two_users_chat_both_ways_and_rest_posts_reach_sockets() {
 #[tokio::test]
 async fn a_resend_with_the_same_client_msg_id_is_acked_again_and_stored_once() {
     let app = TestApp::spawn().await;
-    let alice = app.user("alice").await;
-    let room = room_with(&app, &alice, "Lobby", &[]).await;
+    let (room, [alice]) = lobby(&app, ["alice"]).await;
     let mut a = app.ws(&alice).await;
     let first = send(&mut a, &room, "once", "same-id").await;
     let again = send(&mut a, &room, "once", "same-id").await;
@@ -128,11 +143,8 @@ async fn a_resend_with_the_same_client_msg_id_is_acked_again_and_stored_once() {
 #[tokio::test]
 async fn resume_since_seq_replays_exactly_the_missed_then_continues_live() {
     let app = TestApp::spawn().await;
-    let alice = app.user("alice").await;
-    let bob = app.user("bob").await;
-    let room = room_with(&app, &alice, "Lobby", &[&bob]).await;
-    let mut b = app.ws(&bob).await;
-    b.subscribe(&room, None).await;
+    let (room, [alice, bob]) = lobby(&app, ["alice", "bob"]).await;
+    let mut b = subscribed(&app, &bob, &room).await;
     app.say(&alice, &room, "before").await;
     let seen = messages(&mut b, &room, 1).await[0].0;
     drop(b);
@@ -157,9 +169,7 @@ async fn resume_since_seq_replays_exactly_the_missed_then_continues_live() {
 #[tokio::test]
 async fn replay_during_a_flood_has_no_gap_and_no_duplicate() {
     let app = TestApp::spawn().await;
-    let alice = app.user("alice").await;
-    let bob = app.user("bob").await;
-    let room = room_with(&app, &alice, "Lobby", &[&bob]).await;
+    let (room, [alice, bob]) = lobby(&app, ["alice", "bob"]).await;
     for i in 0..100 {
         app.say(&alice, &room, &format!("old {i}")).await;
     }
@@ -235,15 +245,11 @@ async fn concurrent_senders_every_subscriber_sees_the_same_gapless_order() {
 #[tokio::test]
 async fn a_paused_reader_is_closed_as_slow_while_the_others_receive_everything() {
     let app = TestApp::spawn_with(|c| c.ws.outbound_queue = 16).await;
-    let alice = app.user("alice").await;
-    let bob = app.user("bob").await;
-    let carol = app.user("carol").await;
-    let room = room_with(&app, &alice, "Lobby", &[&bob, &carol]).await;
+    let (room, [alice, bob, carol]) = lobby(&app, ["alice", "bob", "carol"]).await;
     // Bob's client stops reading; its (small) socket buffers fill, then its queue.
     let mut slow = app.ws_small_buffer(&bob).await;
     slow.subscribe(&room, None).await;
-    let mut fast = app.ws(&carol).await;
-    fast.subscribe(&room, None).await;
+    let mut fast = subscribed(&app, &carol, &room).await;
     // 16 kB per frame (4,000 four-byte characters): megabytes queue up within a second.
     let big = "\u{1F600}".repeat(4000);
     let mut sender = app.ws(&alice).await;
@@ -274,8 +280,7 @@ async fn a_paused_reader_is_closed_as_slow_while_the_others_receive_everything()
 #[tokio::test]
 async fn bad_frames_get_error_frames_and_the_connection_stays_open() {
     let app = TestApp::spawn().await;
-    let alice = app.user("alice").await;
-    let room = room_with(&app, &alice, "Lobby", &[]).await;
+    let (room, [alice]) = lobby(&app, ["alice"]).await;
     let mut a = app.ws(&alice).await;
     let cases: Vec<(String, &str)> = vec![
         ("{not json".into(), "invalid_json"),
@@ -340,11 +345,8 @@ fn code_of(f: &Value) -> &str {
 #[tokio::test]
 async fn an_oversized_frame_closes_only_that_socket_with_1009() {
     let app = TestApp::spawn().await;
-    let alice = app.user("alice").await;
-    let bob = app.user("bob").await;
-    let room = room_with(&app, &alice, "Lobby", &[&bob]).await;
-    let mut b = app.ws(&bob).await;
-    b.subscribe(&room, None).await;
+    let (room, [alice, bob]) = lobby(&app, ["alice", "bob"]).await;
+    let mut b = subscribed(&app, &bob, &room).await;
     let mut a = app.ws(&alice).await;
     let huge = format!(
         r#"{{"type":"send","room_id":"{room}","body":"{}","client_msg_id":"big"}}"#,
@@ -381,8 +383,8 @@ async fn a_bad_token_is_refused_before_the_upgrade() {
     let (s, b) = app.call("GET", "/api/v1/ws", Some(&access), None).await;
     assert_eq!((s, code(&b)), (426, "upgrade_required"));
     // A revoked session's token no longer opens a socket.
-    let (s, _) = app.call("POST", "/api/v1/auth/logout", Some(&access), None).await;
-    assert_eq!(s, 204);
+    app.expect(204, "POST", "/api/v1/auth/logout", Some(&access), None)
+        .await;
     let (s, b) = app.ws_refused("/api/v1/ws", Some(&access)).await;
     assert_eq!((s, code(&b)), (401, "session_revoked"));
 }
@@ -400,8 +402,7 @@ async fn logout_and_a_password_change_close_the_sessions_sockets() {
     let mut two = app.ws(&second).await;
     let mut three = app.ws(&third).await;
 
-    let (s, _) = app.call("POST", "/api/v1/auth/logout", Some(&first), None).await;
-    assert_eq!(s, 204);
+    app.expect(204, "POST", "/api/v1/auth/logout", Some(&first), None).await;
     let (code, reason) = one.closed().await;
     assert_eq!((code, reason.as_str()), (4001, "session_ended: logout"));
 
@@ -425,24 +426,18 @@ async fn logout_and_a_password_change_close_the_sessions_sockets() {
 #[tokio::test]
 async fn kick_and_ban_end_the_subscription_with_a_reason() {
     let app = TestApp::spawn().await;
-    let alice = app.user("alice").await;
-    let bob = app.user("bob").await;
-    let carol = app.user("carol").await;
-    let room = room_with(&app, &alice, "Lobby", &[&bob, &carol]).await;
-    let mut a = app.ws(&alice).await;
-    a.subscribe(&room, None).await;
-    let mut b = app.ws(&bob).await;
-    b.subscribe(&room, None).await;
+    let (room, [alice, bob, carol]) = lobby(&app, ["alice", "bob", "carol"]).await;
+    let mut a = subscribed(&app, &alice, &room).await;
+    let mut b = subscribed(&app, &bob, &room).await;
 
-    let (s, _) = app
-        .call(
-            "DELETE",
-            &format!("/api/v1/rooms/{room}/members/bob"),
-            Some(&alice),
-            None,
-        )
-        .await;
-    assert_eq!(s, 204);
+    app.expect(
+        204,
+        "DELETE",
+        &format!("/api/v1/rooms/{room}/members/bob"),
+        Some(&alice),
+        None,
+    )
+    .await;
     let u = b.next_of("unsubscribed").await;
     assert_eq!(
         (u["room_id"].as_str(), u["reason"].as_str()),
@@ -463,17 +458,15 @@ async fn kick_and_ban_end_the_subscription_with_a_reason() {
     );
 
     // A ban ends a reader's subscription too, and a new one is refused.
-    let mut c = app.ws(&carol).await;
-    c.subscribe(&room, None).await;
-    let (s, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/rooms/{room}/bans"),
-            Some(&alice),
-            Some(json!({"username": "carol", "reason": "spam"})),
-        )
-        .await;
-    assert_eq!(s, 201);
+    let mut c = subscribed(&app, &carol, &room).await;
+    app.expect(
+        201,
+        "POST",
+        &format!("/api/v1/rooms/{room}/bans"),
+        Some(&alice),
+        Some(json!({"username": "carol", "reason": "spam"})),
+    )
+    .await;
     assert_eq!(c.next_of("unsubscribed").await["reason"], "banned");
     let f = c.request(json!({"type": "subscribe", "room_id": room}), "again").await;
     assert_eq!(code_of(&f), "banned");
@@ -485,71 +478,62 @@ async fn membership_and_message_changes_are_pushed_as_events() {
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let room = room_with(&app, &alice, "Lobby", &[]).await;
-    let mut a = app.ws(&alice).await;
-    a.subscribe(&room, None).await;
+    let mut a = subscribed(&app, &alice, &room).await;
 
-    let (s, _) = app
-        .call("POST", &format!("/api/v1/rooms/{room}/join"), Some(&bob), None)
+    app.expect(200, "POST", &format!("/api/v1/rooms/{room}/join"), Some(&bob), None)
         .await;
-    assert_eq!(s, 200);
     let j = a.next_of("member_joined").await;
     assert_eq!((j["user"].as_str(), j["role"].as_str()), (Some("bob"), Some("member")));
 
     let m = app.say(&bob, &room, "typo").await;
     let seq = m["seq"].as_i64().unwrap();
-    let (s, _) = app
-        .call(
-            "PATCH",
-            &format!("/api/v1/rooms/{room}/messages/{seq}"),
-            Some(&bob),
-            Some(json!({"body": "fixed"})),
-        )
-        .await;
-    assert_eq!(s, 200);
+    app.expect(
+        200,
+        "PATCH",
+        &format!("/api/v1/rooms/{room}/messages/{seq}"),
+        Some(&bob),
+        Some(json!({"body": "fixed"})),
+    )
+    .await;
     let e = a.next_of("message_edited").await;
     assert_eq!((e["seq"].as_i64(), e["body"].as_str()), (Some(seq), Some("fixed")));
     assert!(e["edited_at"].is_string());
 
-    let (s, _) = app
-        .call(
-            "DELETE",
-            &format!("/api/v1/rooms/{room}/messages/{seq}"),
-            Some(&alice),
-            None,
-        )
-        .await;
-    assert_eq!(s, 204);
+    app.expect(
+        204,
+        "DELETE",
+        &format!("/api/v1/rooms/{room}/messages/{seq}"),
+        Some(&alice),
+        None,
+    )
+    .await;
     let d = a.next_of("message_deleted").await;
     assert_eq!((d["seq"].as_i64(), d["id"].clone()), (Some(seq), m["id"].clone()));
 
-    let (s, _) = app
-        .call(
-            "PATCH",
-            &format!("/api/v1/rooms/{room}/members/bob"),
-            Some(&alice),
-            Some(json!({"role": "admin"})),
-        )
-        .await;
-    assert_eq!(s, 200);
+    app.expect(
+        200,
+        "PATCH",
+        &format!("/api/v1/rooms/{room}/members/bob"),
+        Some(&alice),
+        Some(json!({"role": "admin"})),
+    )
+    .await;
     let r = a.next_of("member_role_changed").await;
     assert_eq!((r["user"].as_str(), r["role"].as_str()), (Some("bob"), Some("admin")));
 
-    let (s, _) = app
-        .call(
-            "PATCH",
-            &format!("/api/v1/rooms/{room}"),
-            Some(&alice),
-            Some(json!({"topic": "news"})),
-        )
-        .await;
-    assert_eq!(s, 200);
+    app.expect(
+        200,
+        "PATCH",
+        &format!("/api/v1/rooms/{room}"),
+        Some(&alice),
+        Some(json!({"topic": "news"})),
+    )
+    .await;
     let u = a.next_of("room_updated").await;
     assert_eq!((u["topic"].as_str(), u["name"].as_str()), (Some("news"), Some("Lobby")));
 
-    let (s, _) = app
-        .call("POST", &format!("/api/v1/rooms/{room}/leave"), Some(&bob), None)
+    app.expect(204, "POST", &format!("/api/v1/rooms/{room}/leave"), Some(&bob), None)
         .await;
-    assert_eq!(s, 204);
     let l = a.next_of("member_left").await;
     assert_eq!((l["user"].as_str(), l["reason"].as_str()), (Some("bob"), Some("left")));
 }
@@ -557,13 +541,9 @@ async fn membership_and_message_changes_are_pushed_as_events() {
 #[tokio::test]
 async fn typing_reaches_the_others_once_per_interval_and_is_never_stored() {
     let app = TestApp::spawn().await;
-    let alice = app.user("alice").await;
-    let bob = app.user("bob").await;
-    let room = room_with(&app, &alice, "Lobby", &[&bob]).await;
-    let mut a = app.ws(&alice).await;
-    a.subscribe(&room, None).await;
-    let mut b = app.ws(&bob).await;
-    b.subscribe(&room, None).await;
+    let (room, [alice, bob]) = lobby(&app, ["alice", "bob"]).await;
+    let mut a = subscribed(&app, &alice, &room).await;
+    let mut b = subscribed(&app, &bob, &room).await;
     for _ in 0..5 {
         b.send(json!({"type": "typing", "room_id": room})).await;
     }
@@ -623,8 +603,7 @@ async fn the_send_rate_limit_answers_rate_limited_with_a_retry_hint() {
         c.limits.message_burst = 3;
     })
     .await;
-    let alice = app.user("alice").await;
-    let room = room_with(&app, &alice, "Lobby", &[]).await;
+    let (room, [alice]) = lobby(&app, ["alice"]).await;
     let mut a = app.ws(&alice).await;
     for i in 0..3 {
         send(&mut a, &room, "burst", &format!("b{i}")).await;
@@ -670,22 +649,18 @@ async fn a_silent_peer_is_dropped_after_two_heartbeats() {
 async fn operator_commands_reach_live_sockets() {
     use crate::cli::{chatd, outcome, run};
     let app = TestApp::spawn().await;
-    let alice = app.user("alice").await;
-    let bob = app.user("bob").await;
-    let room = room_with(&app, &alice, "Lobby", &[&bob]).await;
+    let (room, [alice, bob]) = lobby(&app, ["alice", "bob"]).await;
     let dir = crate::helpers::scratch_dir();
     let url = Some(app.db.url.as_str());
 
     // `chatd room remove-member`, run in another process, ends bob's subscription.
-    let mut b = app.ws(&bob).await;
-    b.subscribe(&room, None).await;
+    let mut b = subscribed(&app, &bob, &room).await;
     let (status, _, err) = outcome(&run(chatd(dir.path(), url, &["room", "remove-member", "lobby", "bob"])));
     assert_eq!(status, 0, "{err}");
     assert_eq!(b.next_of("unsubscribed").await["reason"], "kicked");
 
     // `chatd room delete` ends everyone's.
-    let mut a = app.ws(&alice).await;
-    a.subscribe(&room, None).await;
+    let mut a = subscribed(&app, &alice, &room).await;
     let (status, _, err) = outcome(&run(chatd(dir.path(), url, &["room", "delete", "lobby", "--yes"])));
     assert_eq!(status, 0, "{err}");
     assert_eq!(a.next_of("unsubscribed").await["reason"], "room_deleted");
@@ -706,19 +681,16 @@ async fn a_room_made_private_drops_readers_who_are_not_members() {
     let carol = app.user("carol").await;
     let room = room_with(&app, &alice, "Lobby", &[&carol]).await;
     // Bob reads the public room without joining; carol is a member.
-    let mut b = app.ws(&bob).await;
-    b.subscribe(&room, None).await;
-    let mut c = app.ws(&carol).await;
-    c.subscribe(&room, None).await;
-    let (s, _) = app
-        .call(
-            "PATCH",
-            &format!("/api/v1/rooms/{room}"),
-            Some(&alice),
-            Some(json!({"visibility": "private"})),
-        )
-        .await;
-    assert_eq!(s, 200);
+    let mut b = subscribed(&app, &bob, &room).await;
+    let mut c = subscribed(&app, &carol, &room).await;
+    app.expect(
+        200,
+        "PATCH",
+        &format!("/api/v1/rooms/{room}"),
+        Some(&alice),
+        Some(json!({"visibility": "private"})),
+    )
+    .await;
     assert_eq!(c.next_of("room_updated").await["visibility"], "private");
     assert_eq!(b.next_of("unsubscribed").await["reason"], "access_lost");
     // Typing needs membership; a reader who is not a member is told so.
@@ -736,15 +708,14 @@ async fn someone_added_to_a_room_hears_of_it_without_subscribing() {
     let bob = app.user("bob").await;
     let room = app.room(&alice, "Secret", "private").await;
     let mut b = app.ws(&bob).await;
-    let (s, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/rooms/{room}/members"),
-            Some(&alice),
-            Some(json!({"username": "bob"})),
-        )
-        .await;
-    assert_eq!(s, 201);
+    app.expect(
+        201,
+        "POST",
+        &format!("/api/v1/rooms/{room}/members"),
+        Some(&alice),
+        Some(json!({"username": "bob"})),
+    )
+    .await;
     let j = b.next_of("member_joined").await;
     assert_eq!(
         (j["room_id"].as_str(), j["user"].as_str()),
@@ -784,10 +755,8 @@ async fn after_the_event_listener_reconnects_missed_changes_are_applied() {
 #[tokio::test]
 async fn shutdown_closes_sockets_with_going_away() {
     let mut app = TestApp::spawn().await;
-    let alice = app.user("alice").await;
-    let room = room_with(&app, &alice, "Lobby", &[]).await;
-    let mut a = app.ws(&alice).await;
-    a.subscribe(&room, None).await;
+    let (room, [alice]) = lobby(&app, ["alice"]).await;
+    let mut a = subscribed(&app, &alice, &room).await;
     app.stop();
     assert_eq!(a.closed().await, (1001, "going_away".to_string()));
 }
