@@ -266,7 +266,10 @@ impl Hub {
             }
             rooms.insert(room, false);
         }
-        let entry = lock(&self.inner.rooms).entry(room).or_default().clone();
+        // Inserted under the registry's lock, as `remove_sub` removes: an entry it is
+        // dropping (its last subscriber gone) can never be the one joined here.
+        let mut rooms = lock(&self.inner.rooms);
+        let entry = rooms.entry(room).or_default();
         lock(&entry.subs).insert(conn.id, conn.clone());
         Ok(())
     }
