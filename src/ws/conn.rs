@@ -44,33 +44,37 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Serves one upgraded connection until it closes.
 pub async fn serve(socket: WebSocket, state: AppState, user: AuthUser) {
     let hub = state.hub.clone();
-    let (conn, queue) = hub.connect(&user);
+    let config = hub.config().clone();
+    let limits = HelloLimits {
+        max_frame_bytes: config.max_frame_bytes,
+        max_subscriptions: config.max_subscriptions,
+        outbound_queue: config.outbound_queue,
+        typing_interval_ms: config.typing_interval_ms,
+        messages_per_sec: state.config.limits.messages_per_sec,
+        message_burst: state.config.limits.message_burst,
+    };
+    let me = HelloUser {
+        id: user.user_id,
+        username: user.username.clone(),
+    };
+    let hello = |connection_id| {
+        ServerFrame::Hello {
+            protocol: protocol::PROTOCOL_VERSION,
+            connection_id,
+            session_id: user.session_id,
+            user: &me,
+            heartbeat_secs: config.heartbeat_secs,
+            limits: &limits,
+        }
+        .encode()
+    };
+    let (conn, queue) = hub.connect(&user, hello);
     let span = tracing::info_span!("ws", conn = conn.id, user = %user.username);
     async move {
         tracing::debug!("connected");
         let (sink, mut stream) = socket.split();
         let started = Instant::now();
         let last_seen = Arc::new(AtomicU64::new(0));
-        let config = hub.config().clone();
-        let hello = ServerFrame::Hello {
-            protocol: protocol::PROTOCOL_VERSION,
-            connection_id: conn.id,
-            session_id: user.session_id,
-            user: &HelloUser {
-                id: user.user_id,
-                username: user.username.clone(),
-            },
-            heartbeat_secs: config.heartbeat_secs,
-            limits: &HelloLimits {
-                max_frame_bytes: config.max_frame_bytes,
-                max_subscriptions: config.max_subscriptions,
-                outbound_queue: config.outbound_queue,
-                typing_interval_ms: config.typing_interval_ms,
-                messages_per_sec: state.config.limits.messages_per_sec,
-                message_burst: state.config.limits.message_burst,
-            },
-        };
-        conn.push(Out::Frame(hello.encode()));
         // Presence only after hello, which is always the first frame.
         hub.announce(&conn);
         let writer = Writer {
@@ -411,8 +415,11 @@ impl Writer {
                 self.replay(sink, room).await
             }
             Out::Unsubscribed { room, frame } => {
-                self.cursors.remove(&room);
-                self.write(sink, frame).await
+                // One the client never saw start (a kick during its subscribe) is not news.
+                if self.cursors.remove(&room).is_some() {
+                    self.write(sink, frame).await?;
+                }
+                Ok(())
             }
         }
     }

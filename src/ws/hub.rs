@@ -164,14 +164,18 @@ impl Hub {
         self.inner.open.load(Ordering::Relaxed)
     }
 
-    /// Registers a new connection; its writer reads the returned queue. Call `announce` once
-    /// its `hello` is queued.
-    pub fn connect(&self, user: &AuthUser) -> (Arc<Conn>, mpsc::Receiver<Out>) {
+    /// Registers a new connection; its writer reads the returned queue, which starts with the
+    /// `hello` built from the connection's id — queued before anyone can find the connection,
+    /// so nothing overtakes it. Call `announce` next.
+    pub fn connect(&self, user: &AuthUser, hello: impl FnOnce(u64) -> Bytes) -> (Arc<Conn>, mpsc::Receiver<Out>) {
         let (tx, rx) = mpsc::channel(self.inner.config.outbound_queue);
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        // The queue is new and empty: this cannot fail.
+        let _ = tx.try_send(Out::Frame(hello(id)));
         let mut users = lock(&self.inner.users);
         let conns = users.entry(user.user_id).or_default();
         let conn = Arc::new(Conn {
-            id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
+            id,
             user_id: user.user_id,
             session_id: user.session_id,
             username: user.username.clone(),
@@ -284,7 +288,9 @@ impl Hub {
         let Some(m) = rooms.get_mut(&room) else {
             return false;
         };
-        *m = member;
+        // A join that committed after the check may have set it already; membership is only
+        // ever lost by ending the subscription, so `true` stays.
+        *m |= member;
         conn.push(start);
         true
     }
