@@ -96,12 +96,25 @@ pub async fn serve(socket: WebSocket, state: AppState, user: AuthUser) {
             _ = conn.closing() => {}
         }
         let _ = writer.await;
-        // Read on for a moment instead of dropping the socket: closing it with unread input
-        // would reset the connection and could destroy the close frame before the client reads it.
-        let _ = tokio::time::timeout(Duration::from_secs(1), async {
-            while let Some(Ok(_)) = stream.next().await {}
+        // Keep the socket instead of dropping it at once: closing it with unread input (the
+        // rest of an oversized frame, pings to answer) resets the connection, which can destroy
+        // the close frame before the client reads it. Read on until the client closes its side
+        // (a client that has stopped reading gets as long as the close frame had); if reading
+        // is over (the stream failed), wait a moment.
+        let linger = tokio::time::Instant::now() + CLOSE_TIMEOUT;
+        let closed_cleanly = tokio::time::timeout_at(linger, async {
+            loop {
+                match stream.next().await {
+                    None => return true,
+                    Some(Err(_)) => return false,
+                    Some(Ok(_)) => {}
+                }
+            }
         })
         .await;
+        if closed_cleanly == Ok(false) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
         hub.disconnect(&conn);
         tracing::debug!(reason = ?conn.close_reason(), "disconnected");
     }
@@ -132,10 +145,15 @@ async fn read(
         }
         let reply = match message.to_str() {
             Ok(text) => handle(text, conn, state, actor).await,
-            Err(()) => Some(error_frame(None, "unsupported_frame", "frames must be JSON text", None)),
+            Err(()) => Some(Out::Frame(error_frame(
+                None,
+                "unsupported_frame",
+                "frames must be JSON text",
+                None,
+            ))),
         };
-        if let Some(frame) = reply {
-            conn.push(Out::Frame(frame));
+        if let Some(out) = reply {
+            conn.reply(out).await;
         }
     }
     Close::Normal
@@ -175,14 +193,14 @@ fn domain_error(id: Option<&Value>, e: Error) -> bytes::Bytes {
 
 /// Handles one text frame; returns the reply to send, if any (a subscription's reply is
 /// queued by `subscribe` itself, in order with its replay).
-async fn handle(text: &str, conn: &Arc<Conn>, state: &AppState, actor: &Actor) -> Option<bytes::Bytes> {
+async fn handle(text: &str, conn: &Arc<Conn>, state: &AppState, actor: &Actor) -> Option<Out> {
     let (id, frame) = match protocol::parse(text) {
         Ok(parsed) => parsed,
-        Err(e) => return Some(error_frame(e.id.as_ref(), e.code, &e.message, None)),
+        Err(e) => return Some(Out::Frame(error_frame(e.id.as_ref(), e.code, &e.message, None))),
     };
     let id = id.as_ref();
     let result = match frame {
-        ClientFrame::Ping => return Some(ServerFrame::Pong { id }.encode()),
+        ClientFrame::Ping => return Some(Out::Frame(ServerFrame::Pong { id }.encode())),
         ClientFrame::Subscribe { room_id, since_seq } => {
             match subscribe(conn, state, actor, id, &room_id, since_seq).await {
                 Ok(()) => return None,
@@ -196,11 +214,10 @@ async fn handle(text: &str, conn: &Arc<Conn>, state: &AppState, actor: &Actor) -
                     room_id: room,
                     reason: "unsubscribed",
                 };
-                conn.push(Out::Unsubscribed {
+                Ok(Some(Out::Unsubscribed {
                     room,
                     frame: frame.encode(),
-                });
-                Ok(None)
+                }))
             } else {
                 Err(Error::invalid("not_subscribed", "you are not subscribed to this room"))
             }
@@ -220,7 +237,7 @@ async fn handle(text: &str, conn: &Arc<Conn>, state: &AppState, actor: &Actor) -
                         duplicate: !new,
                         message: &message,
                     };
-                    Some(ack.encode())
+                    Some(Out::Frame(ack.encode()))
                 }),
             Err(e) => Err(e),
         },
@@ -228,12 +245,12 @@ async fn handle(text: &str, conn: &Arc<Conn>, state: &AppState, actor: &Actor) -
         ClientFrame::Read { room_id, seq } => match room(&room_id) {
             Ok(room) => state.chat.mark_read(actor, room, seq).await.map(|read| {
                 let frame = ServerFrame::ReadMarker { id, state: &read };
-                Some(frame.encode())
+                Some(Out::Frame(frame.encode()))
             }),
             Err(e) => Err(e),
         },
     };
-    result.unwrap_or_else(|e| Some(domain_error(id, e)))
+    result.unwrap_or_else(|e| Some(Out::Frame(domain_error(id, e))))
 }
 
 /// A room id from a frame; anything that is not an id names no room.
@@ -285,6 +302,7 @@ async fn subscribe(
             from: since,
             frame: frame.encode(),
         };
+        conn.make_room().await;
         if hub.confirm(conn, room, member, start) {
             return Ok(());
         }
@@ -317,23 +335,29 @@ type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
 
 impl Writer {
     async fn run(mut self, mut sink: Sink, mut queue: tokio::sync::mpsc::Receiver<Out>) {
-        let mut ping = tokio::time::interval(self.heartbeat);
-        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ping.tick().await;
+        // Silence is checked four times per interval, so a dead peer goes within 2¼ intervals;
+        // a ping goes out every fourth check.
+        let mut check = tokio::time::interval(self.heartbeat / 4);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        check.tick().await;
+        let mut checks = 0u32;
         let conn = self.conn.clone();
         loop {
             let step = async {
                 tokio::select! {
                     // Pings first: a room that never goes quiet must not starve the heartbeat.
                     biased;
-                    _ = ping.tick() => {
+                    _ = check.tick() => {
                         let now = self.started.elapsed().as_millis() as u64;
                         let silent = now.saturating_sub(self.last_seen.load(Ordering::Relaxed));
                         if Duration::from_millis(silent) > self.heartbeat * 2 {
                             self.conn.close(Close::HeartbeatTimeout);
                             return Ok(false);
                         }
-                        sink.send(Message::ping(Vec::new())).await.map_err(|_| Stop::Socket)?;
+                        checks += 1;
+                        if checks % 4 == 0 {
+                            sink.send(Message::ping(Vec::new())).await.map_err(|_| Stop::Socket)?;
+                        }
                         Ok(true)
                     }
                     out = queue.recv() => match out {

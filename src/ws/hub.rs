@@ -77,6 +77,32 @@ impl Conn {
         }
     }
 
+    /// Queues a reply to the client's own frame once half the queue is free, so replies
+    /// never crowd out what the hub delivers: a client that sends faster than it reads is
+    /// slowed down (its next frames wait), never closed for it. Gives up once closing.
+    pub async fn reply(&self, out: Out) {
+        tokio::select! {
+            permits = self.tx.reserve_many(self.headroom()) => {
+                if let Some(permit) = permits.ok().and_then(|mut p| p.next()) {
+                    permit.send(out);
+                }
+            }
+            _ = self.closing.cancelled() => {}
+        }
+    }
+
+    /// Waits until half the queue is free (before queuing something that cannot wait).
+    pub async fn make_room(&self) {
+        tokio::select! {
+            _ = self.tx.reserve_many(self.headroom()) => {}
+            _ = self.closing.cancelled() => {}
+        }
+    }
+
+    fn headroom(&self) -> usize {
+        (self.tx.max_capacity() / 2).max(1)
+    }
+
     /// Asks the connection to close; the first reason given wins.
     pub fn close(&self, why: Close) {
         let _ = self.close.set(why);

@@ -760,3 +760,31 @@ async fn shutdown_closes_sockets_with_going_away() {
     app.stop();
     assert_eq!(a.closed().await, (1001, "going_away".to_string()));
 }
+
+#[tokio::test]
+async fn a_client_sending_faster_than_it_reads_is_slowed_not_closed() {
+    use futures_util::SinkExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    let app = TestApp::spawn_with(|c| c.ws.outbound_queue = 16).await;
+    let alice = app.user("alice").await;
+    let mut a = app.ws(&alice).await;
+    // 2,000 frames written at once, far more than the queue holds; every one is answered.
+    for i in 0..2000 {
+        let frame = if i % 2 == 0 {
+            json!({"type": "ping", "id": i}).to_string()
+        } else {
+            format!("{{garbage {i}")
+        };
+        a.stream.feed(Message::text(frame)).await.unwrap();
+    }
+    a.stream.flush().await.unwrap();
+    let (mut pongs, mut errors) = (0, 0);
+    while pongs + errors < 2000 {
+        match a.next().await["type"].as_str() {
+            Some("pong") => pongs += 1,
+            Some("error") => errors += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((pongs, errors), (1000, 1000));
+}
