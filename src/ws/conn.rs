@@ -355,7 +355,7 @@ impl Writer {
                             return Ok(false);
                         }
                         checks += 1;
-                        if checks % 4 == 0 {
+                        if checks.is_multiple_of(4) {
                             sink.send(Message::ping(Vec::new())).await.map_err(|_| Stop::Socket)?;
                         }
                         Ok(true)
