@@ -104,6 +104,9 @@ impl Chat {
         };
         let body = MessageBody::parse(body)?;
         let client_msg_id = client_msg_id.map(ClientMsgId::parse).transpose()?;
+        // Every well-formed attempt counts, before any database work: a flood of sends (even
+        // refused ones) must cost the database nothing once over the rate.
+        self.charge_send(*author)?;
         let mut conn = self.db.conn().await?;
         if let Some(cmid) = &client_msg_id {
             // A retry is answered only to someone who may post here now: a kicked or banned
@@ -121,9 +124,6 @@ impl Chat {
         let room = access::load(&tx, actor, room_id, true).await?;
         room.require(Action::Post)?;
         room.writable()?;
-        // Only a message that would be stored counts against the sender's rate (a refused one
-        // keeps its own error; a retry of a stored one returned above).
-        self.charge_send(*author)?;
         let seq = messages::next_seq(&tx, room_id).await?;
         let stored = messages::insert(
             &tx,

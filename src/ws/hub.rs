@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::presence::Presence;
 use super::protocol::{Close, ServerFrame};
 use crate::auth::AuthUser;
 use crate::bus::Event;
@@ -129,42 +130,31 @@ struct Room {
     subs: Mutex<HashMap<u64, Arc<Conn>>>,
 }
 
-struct Inner {
-    db: Db,
-    config: WsConfig,
+pub(super) struct Inner {
+    pub(super) db: Db,
+    pub(super) config: WsConfig,
     rooms: Mutex<HashMap<Uuid, Arc<Room>>>,
-    users: Mutex<HashMap<Uuid, Vec<Arc<Conn>>>>,
+    pub(super) users: Mutex<HashMap<Uuid, Vec<Arc<Conn>>>>,
     next_id: AtomicU64,
     open: AtomicUsize,
     drained: tokio::sync::Notify,
-    presence: mpsc::Sender<Presence>,
-}
-
-/// A change in who is online, worked through in order by one task.
-enum Presence {
-    /// A user's first connection opened, or their last closed.
-    Changed { user: Uuid, username: String, online: bool },
-    /// A new connection wants to know who of the people it shares rooms with is online.
-    Snapshot { conn: Arc<Conn> },
-    /// `user` joined `room`: introduce them to its online members and back.
-    Joined { user: Uuid, username: String, room: Uuid },
+    pub(super) presence: Arc<Presence>,
 }
 
 /// The hub. Cheap to clone.
 #[derive(Clone)]
 pub struct Hub {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
 /// Locks a registry. A panic while holding it (a bug) leaves the data consistent enough to
 /// keep serving, so poisoning is ignored rather than turned into more panics.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Hub {
     pub fn new(db: Db, config: WsConfig) -> Self {
-        let (presence, presence_rx) = mpsc::channel(4096);
         let hub = Self {
             inner: Arc::new(Inner {
                 db,
@@ -174,10 +164,13 @@ impl Hub {
                 next_id: AtomicU64::new(1),
                 open: AtomicUsize::new(0),
                 drained: tokio::sync::Notify::new(),
-                presence,
+                presence: Arc::default(),
             }),
         };
-        tokio::spawn(presence_worker(Arc::downgrade(&hub.inner), presence_rx));
+        if hub.inner.config.presence_max_members > 0 {
+            let presence = hub.inner.presence.clone();
+            tokio::spawn(super::presence::work(presence, Arc::downgrade(&hub.inner)));
+        }
         hub
     }
 
@@ -224,13 +217,9 @@ impl Hub {
     /// connection hears who of the people it shares rooms with is.
     pub fn announce(&self, conn: &Arc<Conn>) {
         if conn.first {
-            self.presence(Presence::Changed {
-                user: conn.user_id,
-                username: conn.username.clone(),
-                online: true,
-            });
+            self.inner.presence.changed(conn.user_id, &conn.username);
         }
-        self.presence(Presence::Snapshot { conn: conn.clone() });
+        self.inner.presence.snapshot(conn);
     }
 
     /// Removes a connection that has ended, with its subscriptions.
@@ -254,23 +243,10 @@ impl Hub {
             }
         };
         if last {
-            self.presence(Presence::Changed {
-                user: conn.user_id,
-                username: conn.username.clone(),
-                online: false,
-            });
+            self.inner.presence.changed(conn.user_id, &conn.username);
         }
         if self.inner.open.fetch_sub(1, Ordering::Relaxed) == 1 {
             self.inner.drained.notify_waiters();
-        }
-    }
-
-    fn presence(&self, change: Presence) {
-        if self.inner.config.presence_max_members == 0 {
-            return;
-        }
-        if self.inner.presence.try_send(change).is_err() {
-            tracing::warn!("presence backlog full: a presence change was dropped");
         }
     }
 
@@ -459,7 +435,7 @@ impl Hub {
         }
     }
 
-    fn user_conns(&self, user: Uuid) -> Vec<Arc<Conn>> {
+    pub(super) fn user_conns(&self, user: Uuid) -> Vec<Arc<Conn>> {
         lock(&self.inner.users).get(&user).cloned().unwrap_or_default()
     }
 
@@ -535,11 +511,7 @@ impl Hub {
                     }
                 }
                 if !self.user_conns(user_id).is_empty() {
-                    self.presence(Presence::Joined {
-                        user: user_id,
-                        username,
-                        room: room_id,
-                    });
+                    self.inner.presence.joined(user_id, room_id);
                 }
             }
             Event::MemberLeft {
@@ -664,62 +636,4 @@ impl Hub {
         }
         Ok(())
     }
-}
-
-/// Works through presence changes in order, so a quick offline-online never ends as offline.
-async fn presence_worker(hub: std::sync::Weak<Inner>, mut rx: mpsc::Receiver<Presence>) {
-    while let Some(change) = rx.recv().await {
-        let Some(inner) = hub.upgrade() else { return };
-        let hub = Hub { inner };
-        if let Err(e) = hub.present(change).await {
-            tracing::warn!("presence update failed: {e}");
-        }
-    }
-}
-
-impl Hub {
-    async fn present(&self, change: Presence) -> Result<()> {
-        let max = self.inner.config.presence_max_members;
-        match change {
-            Presence::Changed { user, username, online } => {
-                // Superseded by a later change still queued: that one will speak.
-                if self.user_conns(user).is_empty() == online {
-                    return Ok(());
-                }
-                let audience = rooms::co_members(&*self.inner.db.conn().await?, user, max).await?;
-                let frame = presence_frame(&username, online);
-                for other in audience {
-                    self.to_user(other, frame.clone());
-                }
-            }
-            Presence::Snapshot { conn } => {
-                let audience = rooms::co_members(&*self.inner.db.conn().await?, conn.user_id, max).await?;
-                for other in audience {
-                    if let Some(name) = self.user_conns(other).first().map(|c| c.username.clone()) {
-                        conn.push(Out::Frame(presence_frame(&name, true)));
-                    }
-                }
-            }
-            Presence::Joined { user, username, room } => {
-                let online: Vec<Uuid> = lock(&self.inner.users).keys().copied().filter(|u| *u != user).collect();
-                let members = rooms::members_among(&*self.inner.db.conn().await?, room, &online, max).await?;
-                let theirs = presence_frame(&username, true);
-                for other in members {
-                    self.to_user(other, theirs.clone());
-                    if let Some(name) = self.user_conns(other).first().map(|c| c.username.clone()) {
-                        self.to_user(user, presence_frame(&name, true));
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-fn presence_frame(user: &str, online: bool) -> Bytes {
-    ServerFrame::Presence {
-        user,
-        status: if online { "online" } else { "offline" },
-    }
-    .encode()
 }

@@ -8,6 +8,7 @@
 
 pub mod conn;
 pub mod hub;
+mod presence;
 pub mod protocol;
 
 use warp::filters::BoxedFilter;

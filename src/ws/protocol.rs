@@ -241,6 +241,11 @@ pub enum ServerFrame<'a> {
         user: &'a str,
         status: &'a str,
     },
+    /// Each listed user is online: after `hello` (co-members online now) and after joining a
+    /// room (its members online now). One frame, however many.
+    PresenceSnapshot {
+        online: &'a [String],
+    },
     Error {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<&'a Value>,

@@ -1,0 +1,166 @@
+//! Presence: who is online, told to the people who share a room with them.
+//!
+//! A user is online while they have at least one connection. Connections only *mark* work
+//! (`changed`, `snapshot`, `joined`); one task does it, in batches. Marking coalesces: a user
+//! who connects and disconnects a hundred times before the task runs is looked at once, in
+//! their state *then*, and told about only if it differs from what was last told. So churn
+//! costs nothing it does not need, nothing is ever dropped, and the last word is always right.
+//!
+//! The audience is everyone sharing with the user a room of at most `ws.presence_max_members`
+//! members (in large rooms presence is noise and quadratic); it is read from the database when
+//! a state changes.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, Weak};
+
+use bytes::Bytes;
+use uuid::Uuid;
+
+use super::hub::{lock, Conn, Hub, Inner, Out};
+use super::protocol::ServerFrame;
+use crate::db::rooms;
+use crate::error::Result;
+
+/// Work waiting for the presence task.
+#[derive(Default)]
+pub struct Presence {
+    pending: Mutex<Pending>,
+    wake: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct Pending {
+    /// Users whose online state may have changed, with their names.
+    users: HashMap<Uuid, String>,
+    /// New connections, to be told who of their co-members is online.
+    snapshots: Vec<Weak<Conn>>,
+    /// (user, room): the user joined the room while online.
+    joined: Vec<(Uuid, Uuid)>,
+}
+
+impl Presence {
+    /// `user`'s first connection opened or their last one closed.
+    pub fn changed(&self, user: Uuid, username: &str) {
+        lock(&self.pending).users.insert(user, username.to_string());
+        self.wake.notify_one();
+    }
+
+    /// `conn` is new: tell it who is online.
+    pub fn snapshot(&self, conn: &Arc<Conn>) {
+        lock(&self.pending).snapshots.push(Arc::downgrade(conn));
+        self.wake.notify_one();
+    }
+
+    /// `user` (online) joined `room`: introduce them to its online members, and back.
+    pub fn joined(&self, user: Uuid, room: Uuid) {
+        lock(&self.pending).joined.push((user, room));
+        self.wake.notify_one();
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The hub is gone: let its presence task end.
+        self.presence.wake.notify_one();
+    }
+}
+
+/// The presence task: runs until the hub is gone. It holds the hub only while working, so
+/// dropping the hub ends it.
+pub(super) async fn work(presence: Arc<Presence>, hub: Weak<Inner>) {
+    // Who the co-members were last told is online.
+    let mut told_online: HashSet<Uuid> = HashSet::new();
+    loop {
+        let wake = presence.wake.notified();
+        tokio::pin!(wake);
+        wake.as_mut().enable();
+        let batch = std::mem::take(&mut *lock(&presence.pending));
+        let idle = batch.users.is_empty() && batch.snapshots.is_empty() && batch.joined.is_empty();
+        if !idle {
+            let Some(inner) = hub.upgrade() else { return };
+            if let Err(e) = (Hub { inner }).present(batch, &mut told_online).await {
+                tracing::warn!("presence update failed: {e}");
+            }
+            continue;
+        }
+        if hub.strong_count() == 0 {
+            return;
+        }
+        wake.await;
+    }
+}
+
+impl Hub {
+    async fn present(&self, batch: Pending, told_online: &mut HashSet<Uuid>) -> Result<()> {
+        let max = self.inner.config.presence_max_members;
+        let db = self.inner.db.conn().await?;
+        for (user, username) in batch.users {
+            let online = !self.user_conns(user).is_empty();
+            if online == told_online.contains(&user) {
+                continue;
+            }
+            if online {
+                told_online.insert(user);
+            } else {
+                told_online.remove(&user);
+            }
+            let frame = presence_frame(&username, online);
+            for other in rooms::co_members(&*db, user, max).await? {
+                if told_online.contains(&other) {
+                    self.to_user(other, frame.clone());
+                }
+            }
+        }
+        for conn in batch.snapshots.iter().filter_map(Weak::upgrade) {
+            let online: Vec<Uuid> = rooms::co_members(&*db, conn.user_id, max)
+                .await?
+                .into_iter()
+                .filter(|u| told_online.contains(u))
+                .collect();
+            if let Some(frame) = self.snapshot_frame(&online) {
+                conn.push(Out::Frame(frame));
+            }
+        }
+        for (user, room) in batch.joined {
+            if !told_online.contains(&user) {
+                continue;
+            }
+            let others: Vec<Uuid> = told_online.iter().copied().filter(|u| *u != user).collect();
+            let members = rooms::members_among(&*db, room, &others, max).await?;
+            let Some(name) = self.username_of(user) else { continue };
+            let theirs = presence_frame(&name, true);
+            for other in &members {
+                self.to_user(*other, theirs.clone());
+            }
+            if let Some(frame) = self.snapshot_frame(&members) {
+                self.to_user(user, frame);
+            }
+        }
+        Ok(())
+    }
+
+    /// One `presence_snapshot` listing the connected users among `users`, if any.
+    fn snapshot_frame(&self, users: &[Uuid]) -> Option<Bytes> {
+        let mut names: Vec<String> = users.iter().filter_map(|u| self.username_of(*u)).collect();
+        if names.is_empty() {
+            return None;
+        }
+        names.sort();
+        Some(ServerFrame::PresenceSnapshot { online: &names }.encode())
+    }
+
+    fn username_of(&self, user: Uuid) -> Option<String> {
+        lock(&self.inner.users)
+            .get(&user)
+            .and_then(|conns| conns.first())
+            .map(|c| c.username.clone())
+    }
+}
+
+fn presence_frame(user: &str, online: bool) -> Bytes {
+    ServerFrame::Presence {
+        user,
+        status: if online { "online" } else { "offline" },
+    }
+    .encode()
+}
