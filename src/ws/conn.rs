@@ -96,6 +96,8 @@ pub async fn serve(socket: WebSocket, state: AppState, user: AuthUser) {
             _ = conn.closing() => {}
         }
         let _ = writer.await;
+        // Gone from the hub (subscriptions, presence) at once; only the socket lingers.
+        hub.disconnect(&conn);
         // Keep the socket instead of dropping it at once: closing it with unread input (the
         // rest of an oversized frame, pings to answer) resets the connection, which can destroy
         // the close frame before the client reads it. Read on until the client closes its side
@@ -115,7 +117,6 @@ pub async fn serve(socket: WebSocket, state: AppState, user: AuthUser) {
         if closed_cleanly == Ok(false) {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        hub.disconnect(&conn);
         tracing::debug!(reason = ?conn.close_reason(), "disconnected");
     }
     .instrument(span)
