@@ -1,9 +1,10 @@
 //! One WebSocket connection: a reader (this task) and a writer (a task of its own).
 //!
 //! The **reader** parses client frames and calls the same domain functions as the REST API;
-//! replies go onto the connection's bounded queue like everything else. It never stops
-//! reading while the writer is blocked on a slow socket, so pings, pongs and close frames are
-//! always seen.
+//! replies go onto the connection's bounded queue like everything else, once it is at most half
+//! full: a client that sends faster than it reads is slowed down (its frames wait in its
+//! socket), and what the hub delivers always has room. A writer blocked on a slow socket does
+//! not stop the reader otherwise, so pongs and close frames are seen.
 //!
 //! The **writer** drains the queue into the socket and owns delivery order: per subscribed room
 //! it keeps the last seq sent, skips anything at or below it (a message both replayed and
@@ -318,6 +319,8 @@ async fn subscribe(
 enum Stop {
     /// The socket failed: the client is gone.
     Socket,
+    /// The socket took no data for two heartbeat intervals: the client stopped reading.
+    Stalled,
     /// The database failed during a replay.
     Database(Error),
 }
@@ -336,12 +339,16 @@ type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
 
 impl Writer {
     async fn run(mut self, mut sink: Sink, mut queue: tokio::sync::mpsc::Receiver<Out>) {
-        // Silence is checked four times per interval, so a dead peer goes within 2¼ intervals;
-        // a ping goes out every fourth check.
+        // Silence is checked four times per interval and a ping goes out every fourth check. A
+        // peer is dropped when it has been silent for two intervals *and* has let a ping go
+        // unanswered for a whole one: a long replay, during which no ping was sent, is no
+        // reason to drop anyone.
         let mut check = tokio::time::interval(self.heartbeat / 4);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         check.tick().await;
         let mut checks = 0u32;
+        // When the oldest ping not followed by any frame from the client went out.
+        let mut unanswered_since: Option<u64> = None;
         let conn = self.conn.clone();
         loop {
             let step = async {
@@ -350,22 +357,30 @@ impl Writer {
                     biased;
                     _ = check.tick() => {
                         let now = self.started.elapsed().as_millis() as u64;
-                        let silent = now.saturating_sub(self.last_seen.load(Ordering::Relaxed));
-                        if Duration::from_millis(silent) > self.heartbeat * 2 {
+                        let seen = self.last_seen.load(Ordering::Relaxed);
+                        if unanswered_since.is_some_and(|ping| seen >= ping) {
+                            unanswered_since = None;
+                        }
+                        let ms = |d: Duration| d.as_millis() as u64;
+                        let silent = now.saturating_sub(seen) > ms(self.heartbeat * 2);
+                        let ping_ignored = unanswered_since.is_some_and(|p| now.saturating_sub(p) >= ms(self.heartbeat));
+                        if silent && ping_ignored {
                             self.conn.close(Close::HeartbeatTimeout);
                             return Ok(false);
                         }
                         checks += 1;
                         if checks.is_multiple_of(4) {
-                            sink.send(Message::ping(Vec::new())).await.map_err(|_| Stop::Socket)?;
+                            self.io(sink.send(Message::ping(Vec::new()))).await?;
+                            unanswered_since.get_or_insert(now);
                         }
                         Ok(true)
                     }
                     out = queue.recv() => match out {
                         Some(out) => {
+                            self.conn.drained_some();
                             self.deliver(&mut sink, out).await?;
                             if queue.is_empty() {
-                                sink.flush().await.map_err(|_| Stop::Socket)?;
+                                self.io(sink.flush()).await?;
                             }
                             Ok(true)
                         }
@@ -383,6 +398,10 @@ impl Writer {
                 Ok(false) => break,
                 Err(Stop::Socket) => {
                     conn.close(Close::Normal);
+                    break;
+                }
+                Err(Stop::Stalled) => {
+                    conn.close(Close::SlowConsumer);
                     break;
                 }
                 Err(Stop::Database(e)) => {
@@ -404,7 +423,18 @@ impl Writer {
         self.conn.frames_out.fetch_add(1, Ordering::Relaxed);
         // warp's text frames own a String: one copy of shared bytes into the socket's frame.
         let text = String::from_utf8(frame.to_vec()).map_err(|_| Stop::Socket)?;
-        sink.feed(Message::text(text)).await.map_err(|_| Stop::Socket)
+        self.io(sink.feed(Message::text(text))).await
+    }
+
+    /// One socket operation. One that cannot progress for two heartbeat intervals means the
+    /// client has stopped reading (its window is shut): it is closed as a slow consumer even
+    /// if its queue never fills (a quiet room).
+    async fn io(&self, op: impl std::future::Future<Output = Result<(), warp::Error>>) -> Result<(), Stop> {
+        match tokio::time::timeout(self.heartbeat * 2, op).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Stop::Socket),
+            Err(_) => Err(Stop::Stalled),
+        }
     }
 
     async fn deliver(&mut self, sink: &mut Sink, out: Out) -> Result<(), Stop> {
@@ -455,6 +485,10 @@ impl Writer {
             let Some(&cursor) = self.cursors.get(&room) else {
                 return Ok(());
             };
+            // Ended meanwhile (a kick, a ban): not one more page — its `unsubscribed` follows.
+            if !self.conn.is_subscribed(room) {
+                return Ok(());
+            }
             let rows = {
                 let c = self.db.conn().await.map_err(Stop::Database)?;
                 messages::history(&*c, room, HistoryPage::After(cursor), REPLAY_PAGE)

@@ -63,6 +63,8 @@ pub struct Conn {
     pub frames_out: AtomicU64,
     /// Whether this was the user's only connection when it opened (presence: "online").
     first: bool,
+    /// Signalled by the writer when the queue is less than half full (see `reply`).
+    space: tokio::sync::Notify,
 }
 
 impl Conn {
@@ -78,30 +80,41 @@ impl Conn {
         }
     }
 
-    /// Queues a reply to the client's own frame once half the queue is free, so replies
-    /// never crowd out what the hub delivers: a client that sends faster than it reads is
-    /// slowed down (its next frames wait), never closed for it. Gives up once closing.
+    /// Queues a reply to the client's own frame once the queue is at most half full, so
+    /// replies never crowd out what the hub delivers: a client that sends faster than it reads
+    /// is slowed down (its next frames wait), never closed for it. Nothing is reserved while
+    /// waiting, so the hub keeps every free slot. Gives up once closing.
     pub async fn reply(&self, out: Out) {
-        tokio::select! {
-            permits = self.tx.reserve_many(self.headroom()) => {
-                if let Some(permit) = permits.ok().and_then(|mut p| p.next()) {
-                    permit.send(out);
-                }
-            }
-            _ = self.closing.cancelled() => {}
-        }
+        self.make_room().await;
+        self.push(out);
     }
 
-    /// Waits until half the queue is free (before queuing something that cannot wait).
+    /// Waits until the queue is at most half full.
     pub async fn make_room(&self) {
-        tokio::select! {
-            _ = self.tx.reserve_many(self.headroom()) => {}
-            _ = self.closing.cancelled() => {}
+        loop {
+            let space = self.space.notified();
+            tokio::pin!(space);
+            space.as_mut().enable();
+            if self.tx.capacity() >= self.tx.max_capacity() / 2 || self.closing.is_cancelled() {
+                return;
+            }
+            tokio::select! {
+                _ = space => {}
+                _ = self.closing.cancelled() => return,
+            }
         }
     }
 
-    fn headroom(&self) -> usize {
-        (self.tx.max_capacity() / 2).max(1)
+    /// Called by the writer as it drains the queue.
+    pub fn drained_some(&self) {
+        if self.tx.capacity() >= self.tx.max_capacity() / 2 {
+            self.space.notify_one();
+        }
+    }
+
+    /// Whether `room` is still subscribed (a replay stops as soon as it is not).
+    pub fn is_subscribed(&self, room: Uuid) -> bool {
+        lock(&self.rooms).contains_key(&room)
     }
 
     /// Asks the connection to close; the first reason given wins.
@@ -138,6 +151,7 @@ pub(super) struct Inner {
     next_id: AtomicU64,
     open: AtomicUsize,
     drained: tokio::sync::Notify,
+    shutting_down: std::sync::atomic::AtomicBool,
     pub(super) presence: Arc<Presence>,
 }
 
@@ -155,6 +169,7 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Hub {
     pub fn new(db: Db, config: WsConfig) -> Self {
+        let config_presence = config.presence_max_members > 0;
         let hub = Self {
             inner: Arc::new(Inner {
                 db,
@@ -164,7 +179,8 @@ impl Hub {
                 next_id: AtomicU64::new(1),
                 open: AtomicUsize::new(0),
                 drained: tokio::sync::Notify::new(),
-                presence: Arc::default(),
+                shutting_down: std::sync::atomic::AtomicBool::new(false),
+                presence: Arc::new(Presence::new(config_presence)),
             }),
         };
         if hub.inner.config.presence_max_members > 0 {
@@ -206,10 +222,15 @@ impl Hub {
             typing: Mutex::default(),
             frames_out: AtomicU64::new(0),
             first: conns.is_empty(),
+            space: tokio::sync::Notify::new(),
         });
         conns.push(conn.clone());
         drop(users);
         self.inner.open.fetch_add(1, Ordering::Relaxed);
+        // Shutting down: one that slipped in after `close_all` took its list goes too.
+        if self.inner.shutting_down.load(Ordering::Relaxed) {
+            conn.close(Close::GoingAway);
+        }
         (conn, rx)
     }
 
@@ -306,9 +327,23 @@ impl Hub {
 
     /// Ends `conn`'s subscription to `room`, if any; returns whether there was one.
     pub fn unsubscribe(&self, conn: &Conn, room: Uuid) -> bool {
-        if lock(&conn.rooms).remove(&room).is_none() {
-            return false;
+        self.end_subscription(conn, room, None)
+    }
+
+    /// Ends `conn`'s subscription to `room`, queuing `notice` (its `Unsubscribed`) under the
+    /// connection's lock — as `confirm` queues a start — so a start and an end are queued in
+    /// the order they happened.
+    fn end_subscription(&self, conn: &Conn, room: Uuid, notice: Option<Out>) -> bool {
+        {
+            let mut rooms = lock(&conn.rooms);
+            if rooms.remove(&room).is_none() {
+                return false;
+            }
+            if let Some(out) = notice {
+                conn.push(out);
+            }
         }
+        lock(&conn.typing).remove(&room);
         self.remove_sub(room, conn.id);
         true
     }
@@ -383,12 +418,11 @@ impl Hub {
             if user.is_some_and(|u| u != conn.user_id) {
                 continue;
             }
-            if self.unsubscribe(&conn, room) {
-                conn.push(Out::Unsubscribed {
-                    room,
-                    frame: frame.clone(),
-                });
-            }
+            let notice = Out::Unsubscribed {
+                room,
+                frame: frame.clone(),
+            };
+            self.end_subscription(&conn, room, Some(notice));
         }
     }
 
@@ -445,6 +479,7 @@ impl Hub {
 
     /// Closes every connection (shutdown) and waits, at most `grace`, for them to end.
     pub async fn close_all(&self, why: Close, grace: Duration) {
+        self.inner.shutting_down.store(true, Ordering::Relaxed);
         let drained = self.inner.drained.notified();
         tokio::pin!(drained);
         drained.as_mut().enable();

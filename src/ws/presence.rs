@@ -22,8 +22,9 @@ use crate::db::rooms;
 use crate::error::Result;
 
 /// Work waiting for the presence task.
-#[derive(Default)]
 pub struct Presence {
+    /// `ws.presence_max_members > 0`: when off, nothing is recorded (and no task runs).
+    enabled: bool,
     pending: Mutex<Pending>,
     wake: tokio::sync::Notify,
 }
@@ -39,20 +40,37 @@ struct Pending {
 }
 
 impl Presence {
+    pub fn new(enabled: bool) -> Self {
+        Self {
+            enabled,
+            pending: Mutex::default(),
+            wake: tokio::sync::Notify::new(),
+        }
+    }
+
     /// `user`'s first connection opened or their last one closed.
     pub fn changed(&self, user: Uuid, username: &str) {
+        if !self.enabled {
+            return;
+        }
         lock(&self.pending).users.insert(user, username.to_string());
         self.wake.notify_one();
     }
 
     /// `conn` is new: tell it who is online.
     pub fn snapshot(&self, conn: &Arc<Conn>) {
+        if !self.enabled {
+            return;
+        }
         lock(&self.pending).snapshots.push(Arc::downgrade(conn));
         self.wake.notify_one();
     }
 
     /// `user` (online) joined `room`: introduce them to its online members, and back.
     pub fn joined(&self, user: Uuid, room: Uuid) {
+        if !self.enabled {
+            return;
+        }
         lock(&self.pending).joined.push((user, room));
         self.wake.notify_one();
     }
@@ -78,8 +96,12 @@ pub(super) async fn work(presence: Arc<Presence>, hub: Weak<Inner>) {
         let idle = batch.users.is_empty() && batch.snapshots.is_empty() && batch.joined.is_empty();
         if !idle {
             let Some(inner) = hub.upgrade() else { return };
-            if let Err(e) = (Hub { inner }).present(batch, &mut told_online).await {
-                tracing::warn!("presence update failed: {e}");
+            if let Err(e) = (Hub { inner }).present(&batch, &mut told_online).await {
+                // Nothing is dropped: the batch waits for the next round (what was already
+                // told is told again, which is harmless: presence frames are states).
+                tracing::warn!("presence update failed, retrying: {e}");
+                lock(&presence.pending).merge(batch);
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
             continue;
         }
@@ -90,25 +112,39 @@ pub(super) async fn work(presence: Arc<Presence>, hub: Weak<Inner>) {
     }
 }
 
+impl Pending {
+    /// Puts back a batch that could not be worked, under what has come since.
+    fn merge(&mut self, older: Pending) {
+        for (user, name) in older.users {
+            self.users.entry(user).or_insert(name);
+        }
+        self.snapshots.extend(older.snapshots);
+        self.joined.extend(older.joined);
+    }
+}
+
 impl Hub {
-    async fn present(&self, batch: Pending, told_online: &mut HashSet<Uuid>) -> Result<()> {
+    async fn present(&self, batch: &Pending, told_online: &mut HashSet<Uuid>) -> Result<()> {
         let max = self.inner.config.presence_max_members;
         let db = self.inner.db.conn().await?;
-        for (user, username) in batch.users {
+        for (user, username) in &batch.users {
+            let user = *user;
             let online = !self.user_conns(user).is_empty();
             if online == told_online.contains(&user) {
                 continue;
             }
+            let audience = rooms::co_members(&*db, user, max).await?;
+            let frame = presence_frame(username, online);
+            for other in audience {
+                if told_online.contains(&other) {
+                    self.to_user(other, frame.clone());
+                }
+            }
+            // Recorded once told, so a failure before this retries the telling.
             if online {
                 told_online.insert(user);
             } else {
                 told_online.remove(&user);
-            }
-            let frame = presence_frame(&username, online);
-            for other in rooms::co_members(&*db, user, max).await? {
-                if told_online.contains(&other) {
-                    self.to_user(other, frame.clone());
-                }
             }
         }
         for conn in batch.snapshots.iter().filter_map(Weak::upgrade) {
@@ -121,7 +157,7 @@ impl Hub {
                 conn.push(Out::Frame(frame));
             }
         }
-        for (user, room) in batch.joined {
+        for &(user, room) in &batch.joined {
             if !told_online.contains(&user) {
                 continue;
             }
