@@ -490,24 +490,25 @@ pub async fn by_id(c: &impl GenericClient, id: Uuid) -> Result<Option<RoomRecord
     Ok(c.query_opt(&sql, &[&id]).await?.as_ref().map(RoomRecord::from))
 }
 
-/// Everyone who shares with `user` a room of at most `max_members` members: the audience of
-/// `user`'s presence.
+/// For each of `users`, everyone who shares with them a room of at most `max_members`
+/// members (the audience of their presence), as (user, co-member) pairs. One query for a
+/// whole batch of users.
 pub async fn co_members(
     c: &impl GenericClient,
-    user: Uuid,
+    users: &[Uuid],
     max_members: i64,
-) -> Result<Vec<Uuid>, tokio_postgres::Error> {
+) -> Result<Vec<(Uuid, Uuid)>, tokio_postgres::Error> {
     let rows = c
         .query(
-            "SELECT DISTINCT other.user_id \
+            "SELECT DISTINCT mine.user_id, other.user_id \
              FROM room_members mine \
              JOIN room_members other ON other.room_id = mine.room_id AND other.user_id <> mine.user_id \
-             WHERE mine.user_id = $1 \
+             WHERE mine.user_id = ANY($1) \
                AND (SELECT count(*) FROM room_members c WHERE c.room_id = mine.room_id) <= $2",
-            &[&user, &max_members],
+            &[&users, &max_members],
         )
         .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 /// The members of `room` among `users`, if the room has at most `max_members` members.

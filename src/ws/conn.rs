@@ -41,6 +41,9 @@ use crate::http::ApiError;
 const REPLAY_PAGE: i64 = 200;
 /// How long a close frame may take to reach a client that is not reading.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a socket whose input cannot be read any more (an oversized frame) is kept open
+/// after its close frame, so that the client reads the close before the connection is reset.
+const READ_ERROR_LINGER: Duration = Duration::from_secs(2);
 
 /// Serves one upgraded connection until it closes.
 pub async fn serve(socket: WebSocket, state: AppState, user: AuthUser) {
@@ -104,19 +107,29 @@ pub async fn serve(socket: WebSocket, state: AppState, user: AuthUser) {
         // the close frame before the client reads it. Read on until the client closes its side
         // (a client that has stopped reading gets as long as the close frame had); if reading
         // is over (the stream failed), wait a moment.
-        let linger = tokio::time::Instant::now() + CLOSE_TIMEOUT;
-        let closed_cleanly = tokio::time::timeout_at(linger, async {
-            loop {
-                match stream.next().await {
-                    None => return true,
-                    Some(Err(_)) => return false,
-                    Some(Ok(_)) => {}
+        let read_failed = matches!(
+            conn.close_reason(),
+            Some(Close::TooBig | Close::InvalidData | Close::ProtocolError)
+        );
+        if read_failed {
+            // The stream has ended for good (the library stops reading after an error), so
+            // there is nothing to read on: give the client time to read the close frame.
+            tokio::time::sleep(READ_ERROR_LINGER).await;
+        } else {
+            let linger = tokio::time::Instant::now() + CLOSE_TIMEOUT;
+            let closed_cleanly = tokio::time::timeout_at(linger, async {
+                loop {
+                    match stream.next().await {
+                        None => return true,
+                        Some(Err(_)) => return false,
+                        Some(Ok(_)) => {}
+                    }
                 }
+            })
+            .await;
+            if closed_cleanly == Ok(false) {
+                tokio::time::sleep(READ_ERROR_LINGER).await;
             }
-        })
-        .await;
-        if closed_cleanly == Ok(false) {
-            tokio::time::sleep(Duration::from_secs(1)).await;
         }
         tracing::debug!(reason = ?conn.close_reason(), "disconnected");
     }

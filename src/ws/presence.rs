@@ -127,33 +127,52 @@ impl Hub {
     async fn present(&self, batch: &Pending, told_online: &mut HashSet<Uuid>) -> Result<()> {
         let max = self.inner.config.presence_max_members;
         let db = self.inner.db.conn().await?;
-        for (user, username) in &batch.users {
-            let user = *user;
-            let online = !self.user_conns(user).is_empty();
-            if online == told_online.contains(&user) {
-                continue;
+        // Users whose state differs from what was told, and new connections: the audiences
+        // of all of them in one query.
+        let changes: Vec<(Uuid, &String, bool)> = batch
+            .users
+            .iter()
+            .map(|(user, name)| (*user, name, !self.user_conns(*user).is_empty()))
+            .filter(|(user, _, online)| *online != told_online.contains(user))
+            .collect();
+        let snapshots: Vec<Arc<Conn>> = batch.snapshots.iter().filter_map(Weak::upgrade).collect();
+        let mut asking: Vec<Uuid> = changes.iter().map(|(u, _, _)| *u).collect();
+        asking.extend(snapshots.iter().map(|c| c.user_id));
+        asking.sort();
+        asking.dedup();
+        let mut audience: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+        if !asking.is_empty() {
+            for (user, other) in rooms::co_members(&*db, &asking, max).await? {
+                audience.entry(user).or_default().push(other);
             }
-            let audience = rooms::co_members(&*db, user, max).await?;
-            let frame = presence_frame(username, online);
-            for other in audience {
-                if told_online.contains(&other) {
-                    self.to_user(other, frame.clone());
+        }
+        let audience_of = |user: &Uuid| audience.get(user).map(Vec::as_slice).unwrap_or_default();
+        // What each co-member hears from this batch, in one frame: a burst of changes (a
+        // hundred people leaving at once) must not overflow anyone's queue.
+        let mut news: HashMap<Uuid, (Vec<String>, Vec<String>)> = HashMap::new();
+        for (user, name, online) in changes {
+            for other in audience_of(&user) {
+                if told_online.contains(other) {
+                    let (on, off) = news.entry(*other).or_default();
+                    if online { on } else { off }.push(name.clone());
                 }
             }
-            // Recorded once told, so a failure before this retries the telling.
             if online {
                 told_online.insert(user);
             } else {
                 told_online.remove(&user);
             }
         }
-        for conn in batch.snapshots.iter().filter_map(Weak::upgrade) {
-            let online: Vec<Uuid> = rooms::co_members(&*db, conn.user_id, max)
-                .await?
-                .into_iter()
+        for (recipient, (on, off)) in news {
+            self.to_user(recipient, presence_news(on, off));
+        }
+        for conn in snapshots {
+            let online: Vec<Uuid> = audience_of(&conn.user_id)
+                .iter()
+                .copied()
                 .filter(|u| told_online.contains(u))
                 .collect();
-            if let Some(frame) = self.snapshot_frame(&online) {
+            if let Some(frame) = self.online_list(&online) {
                 conn.push(Out::Frame(frame));
             }
         }
@@ -168,21 +187,22 @@ impl Hub {
             for other in &members {
                 self.to_user(*other, theirs.clone());
             }
-            if let Some(frame) = self.snapshot_frame(&members) {
+            if let Some(frame) = self.online_list(&members) {
                 self.to_user(user, frame);
             }
         }
         Ok(())
     }
 
-    /// One `presence_snapshot` listing the connected users among `users`, if any.
-    fn snapshot_frame(&self, users: &[Uuid]) -> Option<Bytes> {
-        let mut names: Vec<String> = users.iter().filter_map(|u| self.username_of(*u)).collect();
-        if names.is_empty() {
-            return None;
-        }
-        names.sort();
-        Some(ServerFrame::PresenceSnapshot { online: &names }.encode())
+    /// One `presence_list` of the connected users among `users`, if any.
+    fn online_list(&self, users: &[Uuid]) -> Option<Bytes> {
+        let mut online: Vec<String> = users.iter().filter_map(|u| self.username_of(*u)).collect();
+        online.sort();
+        let list = ServerFrame::PresenceList {
+            online: &online,
+            offline: &[],
+        };
+        (!online.is_empty()).then(|| list.encode())
     }
 
     fn username_of(&self, user: Uuid) -> Option<String> {
@@ -190,6 +210,23 @@ impl Hub {
             .get(&user)
             .and_then(|conns| conns.first())
             .map(|c| c.username.clone())
+    }
+}
+
+/// One change as `presence`; several (or a list of who is online) as one `presence_list`.
+fn presence_news(mut online: Vec<String>, mut offline: Vec<String>) -> Bytes {
+    match (online.as_slice(), offline.as_slice()) {
+        ([one], []) => presence_frame(one, true),
+        ([], [one]) => presence_frame(one, false),
+        _ => {
+            online.sort();
+            offline.sort();
+            ServerFrame::PresenceList {
+                online: &online,
+                offline: &offline,
+            }
+            .encode()
+        }
     }
 }
 

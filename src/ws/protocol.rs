@@ -241,10 +241,11 @@ pub enum ServerFrame<'a> {
         user: &'a str,
         status: &'a str,
     },
-    /// Each listed user is online: after `hello` (co-members online now) and after joining a
-    /// room (its members online now). One frame, however many.
-    PresenceSnapshot {
+    /// Several presence states in one frame, however many: who is online after `hello` and
+    /// after joining a room, or a burst of changes.
+    PresenceList {
         online: &'a [String],
+        offline: &'a [String],
     },
     Error {
         #[serde(skip_serializing_if = "Option::is_none")]
