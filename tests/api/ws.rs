@@ -826,3 +826,65 @@ async fn presence_for_more_co_members_than_the_queue_holds_is_one_frame() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_kick_stops_a_replay_in_progress() {
+    let app = TestApp::spawn().await;
+    let (room, [alice, bob]) = lobby(&app, ["alice", "bob"]).await;
+    // 1,000 messages of 16 kB: far more than the socket buffers of a client that is not reading.
+    let big = "\u{1F600}".repeat(4000);
+    let mut sender = app.ws(&alice).await;
+    for i in 0..1000 {
+        send(&mut sender, &room, &big, &format!("m{i}")).await;
+    }
+    let mut b = app.ws_small_buffer(&bob).await;
+    b.send(json!({"type": "subscribe", "room_id": room, "since_seq": 0}))
+        .await;
+    // The replay runs into bob's full socket; then he is kicked.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.expect(
+        204,
+        "DELETE",
+        &format!("/api/v1/rooms/{room}/members/bob"),
+        Some(&alice),
+        None,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // He reads: part of the replay (what was on the wire, and the page in hand), then the end.
+    let mut replayed = 0;
+    loop {
+        let f = b.next().await;
+        match f["type"].as_str() {
+            Some("message") => replayed += 1,
+            Some("unsubscribed") => {
+                assert_eq!(f["reason"], "kicked");
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        replayed < 1000,
+        "the replay went on after the kick ({replayed} messages)"
+    );
+    // And nothing after it.
+    assert_eq!(b.request(json!({"type": "ping"}), "p").await["type"], "pong");
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_in_a_quiet_room_is_closed_as_slow() {
+    let app = TestApp::spawn_with(|c| c.ws.heartbeat_secs = 1).await;
+    let (room, [alice, bob]) = lobby(&app, ["alice", "bob"]).await;
+    let big = "\u{1F600}".repeat(4000);
+    for _ in 0..300 {
+        app.say(&alice, &room, &big).await;
+    }
+    // A replay of 4.8 MB into a socket nobody reads: the write stalls and, with nothing else
+    // queued for it (a quiet room), the stall itself closes it within two heartbeats.
+    let mut b = app.ws_small_buffer(&bob).await;
+    b.send(json!({"type": "subscribe", "room_id": room, "since_seq": 0}))
+        .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(b.closed().await, (4008, "slow_consumer".to_string()));
+}
