@@ -50,11 +50,17 @@ async fn upgrade(
     let header = header.or(token.map(|t| format!("Bearer {t}")));
     let user = authenticate(&state, header).await?;
     let Some(ws) = ws else {
-        return Err(ApiError::new(
+        let mut refusal = ApiError::new(
             StatusCode::UPGRADE_REQUIRED,
             "upgrade_required",
             "this endpoint speaks WebSocket: send a WebSocket upgrade request",
-        ));
+        )
+        .into_response();
+        // RFC 9110 §15.5.22: a 426 names the protocol to upgrade to.
+        refusal
+            .headers_mut()
+            .insert("upgrade", warp::http::HeaderValue::from_static("websocket"));
+        return Ok(refusal);
     };
     let limit = state.config.ws.max_frame_bytes;
     Ok(ws

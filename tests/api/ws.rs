@@ -379,9 +379,20 @@ async fn a_bad_token_is_refused_before_the_upgrade() {
         let (stream, _) = tokio_tungstenite::connect_async(req).await.expect("query token works");
         drop(stream);
     }
-    // A plain GET is told to upgrade.
-    let (s, b) = app.call("GET", "/api/v1/ws", Some(&access), None).await;
-    assert_eq!((s, code(&b)), (426, "upgrade_required"));
+    // A plain GET is told to upgrade, and to what.
+    let res = app
+        .http
+        .get(app.url("/api/v1/ws"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (res.status().as_u16(), res.headers()["upgrade"].to_str().unwrap()),
+        (426, "websocket")
+    );
+    let b: Value = res.json().await.unwrap();
+    assert_eq!(code(&b), "upgrade_required");
     // A revoked session's token no longer opens a socket.
     app.expect(204, "POST", "/api/v1/auth/logout", Some(&access), None)
         .await;
