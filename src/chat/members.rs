@@ -53,7 +53,7 @@ impl Chat {
         if room.role.is_none() {
             room.writable()?;
             rooms::add_member(&tx, room_id, me, Role::Member.as_str()).await?;
-            joined(&tx, room_id, me, actor_name(actor), Role::Member).await?;
+            joined(&tx, room_id, me, actor.username(), Role::Member).await?;
         }
         let view = room_view(&tx, actor, room_id).await?;
         tx.commit().await?;
@@ -79,7 +79,7 @@ impl Chat {
             ));
         }
         rooms::remove_member(&tx, room_id, me).await?;
-        left(&tx, room_id, me, actor_name(actor), LeaveReason::Left).await?;
+        left(&tx, room_id, me, actor.username(), LeaveReason::Left).await?;
         if last {
             rooms::archive(&tx, room_id).await?;
             bus::notify(&tx, &Event::RoomChanged { room_id }).await?;
@@ -285,14 +285,6 @@ impl Chat {
             .require(Action::Moderate)?;
         let rows = rooms::bans(&*conn, room_id, after.as_deref(), limit + 1, None).await?;
         Page::from_rows(rows, limit, |r| r.username.clone(), |r| Ok(BanView::from(r)))
-    }
-}
-
-/// The acting user's name, for events (the operator never joins or leaves).
-fn actor_name(actor: &Actor) -> &str {
-    match actor {
-        Actor::User { username, .. } => username,
-        Actor::Operator => "",
     }
 }
 

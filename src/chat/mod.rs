@@ -65,13 +65,22 @@ impl Actor {
             Self::Operator => None,
         }
     }
+
+    /// The acting user's name, for events; empty for the operator, who never joins or leaves.
+    pub fn username(&self) -> &str {
+        match self {
+            Self::User { username, .. } => username,
+            Self::Operator => "",
+        }
+    }
 }
 
 pub const ROOMS_LIMIT: Limit = Limit { default: 50, max: 100 };
 pub const MEMBERS_LIMIT: Limit = Limit { default: 50, max: 200 };
 pub const MESSAGES_LIMIT: Limit = Limit { default: 50, max: 200 };
 
-fn room_not_found() -> Error {
+/// The answer for a room that does not exist, or that the caller may not see.
+pub(crate) fn room_not_found() -> Error {
     Error::not_found("room_not_found", "no such room")
 }
 

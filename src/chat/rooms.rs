@@ -265,11 +265,7 @@ impl Chat {
                 for user in [a, b] {
                     rooms::add_member(&tx, id, user, Role::Member.as_str()).await?;
                 }
-                let me_name = match actor {
-                    Actor::User { username, .. } => username.as_str(),
-                    Actor::Operator => "",
-                };
-                for (user, name) in [(*me, me_name), (peer.id, peer.username.as_str())] {
+                for (user, name) in [(*me, actor.username()), (peer.id, peer.username.as_str())] {
                     super::members::joined(&tx, id, user, name, Role::Member).await?;
                 }
                 id

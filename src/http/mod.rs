@@ -329,7 +329,7 @@ pub(crate) async fn in_room(
 
 /// A room id in a path. Anything that is not an id names no room.
 pub(crate) fn room_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
-    uuid::Uuid::parse_str(&path_param(raw)).map_err(|_| Error::not_found("room_not_found", "no such room").into())
+    uuid::Uuid::parse_str(&path_param(raw)).map_err(|_| crate::chat::room_not_found().into())
 }
 
 /// A `true`/`false` query parameter; absent is `false`.

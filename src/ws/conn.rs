@@ -214,63 +214,59 @@ async fn handle(text: &str, conn: &Arc<Conn>, state: &AppState, actor: &Actor) -
         Err(e) => return Some(Out::Frame(error_frame(e.id.as_ref(), e.code, &e.message, None))),
     };
     let id = id.as_ref();
-    let result = match frame {
-        ClientFrame::Ping => return Some(Out::Frame(ServerFrame::Pong { id }.encode())),
-        ClientFrame::Subscribe { room_id, since_seq } => {
-            match subscribe(conn, state, actor, id, &room_id, since_seq).await {
-                Ok(()) => return None,
-                Err(e) => Err(e),
+    let result: Result<Option<Out>, Error> = async {
+        Ok(match frame {
+            ClientFrame::Ping => Some(Out::Frame(ServerFrame::Pong { id }.encode())),
+            ClientFrame::Subscribe { room_id, since_seq } => {
+                subscribe(conn, state, actor, id, &room_id, since_seq).await?;
+                None
             }
-        }
-        ClientFrame::Unsubscribe { room_id } => room(&room_id).and_then(|room| {
-            if state.hub.unsubscribe(conn, room) {
+            ClientFrame::Unsubscribe { room_id } => {
+                let room = room(&room_id)?;
+                if !state.hub.unsubscribe(conn, room) {
+                    return Err(Error::invalid("not_subscribed", "you are not subscribed to this room"));
+                }
                 let frame = ServerFrame::Unsubscribed {
                     id,
                     room_id: room,
                     reason: "unsubscribed",
                 };
-                Ok(Some(Out::Unsubscribed {
+                Some(Out::Unsubscribed {
                     room,
                     frame: frame.encode(),
-                }))
-            } else {
-                Err(Error::invalid("not_subscribed", "you are not subscribed to this room"))
+                })
             }
-        }),
-        ClientFrame::Send {
-            room_id,
-            body,
-            client_msg_id,
-        } => match room(&room_id) {
-            Ok(room) => state
-                .chat
-                .post(actor, room, &body, Some(&client_msg_id))
-                .await
-                .map(|(message, new)| {
-                    let ack = ServerFrame::Ack {
-                        id,
-                        duplicate: !new,
-                        message: &message,
-                    };
-                    Some(Out::Frame(ack.encode()))
-                }),
-            Err(e) => Err(e),
-        },
-        ClientFrame::Typing { room_id } => room(&room_id).and_then(|room| state.hub.typing(conn, room).map(|()| None)),
-        ClientFrame::Read { room_id, seq } => match room(&room_id) {
-            Ok(room) => state.chat.mark_read(actor, room, seq).await.map(|read| {
-                let frame = ServerFrame::ReadMarker { id, state: &read };
-                Some(Out::Frame(frame.encode()))
-            }),
-            Err(e) => Err(e),
-        },
-    };
+            ClientFrame::Send {
+                room_id,
+                body,
+                client_msg_id,
+            } => {
+                let room = room(&room_id)?;
+                let (message, new) = state.chat.post(actor, room, &body, Some(&client_msg_id)).await?;
+                let ack = ServerFrame::Ack {
+                    id,
+                    duplicate: !new,
+                    message: &message,
+                };
+                Some(Out::Frame(ack.encode()))
+            }
+            ClientFrame::Typing { room_id } => {
+                state.hub.typing(conn, room(&room_id)?)?;
+                None
+            }
+            ClientFrame::Read { room_id, seq } => {
+                let read = state.chat.mark_read(actor, room(&room_id)?, seq).await?;
+                Some(Out::Frame(ServerFrame::ReadMarker { id, state: &read }.encode()))
+            }
+        })
+    }
+    .await;
     result.unwrap_or_else(|e| Some(Out::Frame(domain_error(id, e))))
 }
 
 /// A room id from a frame; anything that is not an id names no room.
 fn room(raw: &str) -> Result<Uuid, Error> {
-    Uuid::parse_str(raw).map_err(|_| Error::not_found("room_not_found", "no such room"))
+    Uuid::parse_str(raw).map_err(|_| crate::chat::room_not_found())
 }
 
 async fn subscribe(
@@ -433,7 +429,6 @@ impl Writer {
     }
 
     async fn write(&self, sink: &mut Sink, frame: bytes::Bytes) -> Result<(), Stop> {
-        self.conn.frames_out.fetch_add(1, Ordering::Relaxed);
         // warp's text frames own a String: one copy of shared bytes into the socket's frame.
         let text = String::from_utf8(frame.to_vec()).map_err(|_| Stop::Socket)?;
         self.io(sink.feed(Message::text(text))).await

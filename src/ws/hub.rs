@@ -52,7 +52,6 @@ pub struct Conn {
     pub user_id: Uuid,
     pub session_id: Uuid,
     pub username: String,
-    pub connected_at: time::OffsetDateTime,
     tx: mpsc::Sender<Out>,
     closing: CancellationToken,
     close: OnceLock<Close>,
@@ -60,7 +59,6 @@ pub struct Conn {
     rooms: Mutex<HashMap<Uuid, bool>>,
     /// When this connection last relayed `typing` per room.
     typing: Mutex<HashMap<Uuid, Instant>>,
-    pub frames_out: AtomicU64,
     /// Whether this was the user's only connection when it opened (presence: "online").
     first: bool,
     /// Signalled by the writer when the queue is less than half full (see `reply`).
@@ -95,7 +93,7 @@ impl Conn {
             let space = self.space.notified();
             tokio::pin!(space);
             space.as_mut().enable();
-            if self.tx.capacity() >= self.tx.max_capacity() / 2 || self.closing.is_cancelled() {
+            if self.half_free() || self.closing.is_cancelled() {
                 return;
             }
             tokio::select! {
@@ -107,9 +105,13 @@ impl Conn {
 
     /// Called by the writer as it drains the queue.
     pub fn drained_some(&self) {
-        if self.tx.capacity() >= self.tx.max_capacity() / 2 {
+        if self.half_free() {
             self.space.notify_one();
         }
+    }
+
+    fn half_free(&self) -> bool {
+        self.tx.capacity() >= self.tx.max_capacity() / 2
     }
 
     /// Whether `room` is still subscribed (a replay stops as soon as it is not).
@@ -130,10 +132,6 @@ impl Conn {
 
     pub fn close_reason(&self) -> Option<&Close> {
         self.close.get()
-    }
-
-    pub fn subscriptions(&self) -> usize {
-        lock(&self.rooms).len()
     }
 }
 
@@ -169,7 +167,7 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Hub {
     pub fn new(db: Db, config: WsConfig) -> Self {
-        let config_presence = config.presence_max_members > 0;
+        let presence_on = config.presence_max_members > 0;
         let hub = Self {
             inner: Arc::new(Inner {
                 db,
@@ -180,10 +178,10 @@ impl Hub {
                 open: AtomicUsize::new(0),
                 drained: tokio::sync::Notify::new(),
                 shutting_down: std::sync::atomic::AtomicBool::new(false),
-                presence: Arc::new(Presence::new(config_presence)),
+                presence: Arc::new(Presence::new(presence_on)),
             }),
         };
-        if hub.inner.config.presence_max_members > 0 {
+        if presence_on {
             let presence = hub.inner.presence.clone();
             tokio::spawn(super::presence::work(presence, Arc::downgrade(&hub.inner)));
         }
@@ -214,13 +212,11 @@ impl Hub {
             user_id: user.user_id,
             session_id: user.session_id,
             username: user.username.clone(),
-            connected_at: time::OffsetDateTime::now_utc(),
             tx,
             closing: CancellationToken::new(),
             close: OnceLock::new(),
             rooms: Mutex::default(),
             typing: Mutex::default(),
-            frames_out: AtomicU64::new(0),
             first: conns.is_empty(),
             space: tokio::sync::Notify::new(),
         });
@@ -368,12 +364,6 @@ impl Hub {
             .unwrap_or_default()
     }
 
-    /// Rooms with at least one subscriber, and how many.
-    pub fn room_counts(&self) -> Vec<(Uuid, usize)> {
-        let rooms: Vec<(Uuid, Arc<Room>)> = lock(&self.inner.rooms).iter().map(|(id, r)| (*id, r.clone())).collect();
-        rooms.into_iter().map(|(id, r)| (id, lock(&r.subs).len())).collect()
-    }
-
     /// Fans a committed message out to the room's subscribers.
     pub fn publish_message(&self, message: &MessageView) {
         let subs = self.subscribers(message.room_id);
@@ -463,8 +453,7 @@ impl Hub {
 
     /// Sends `frame` to every connection of `user`.
     pub fn to_user(&self, user: Uuid, frame: Bytes) {
-        let conns = lock(&self.inner.users).get(&user).cloned().unwrap_or_default();
-        for conn in conns {
+        for conn in self.user_conns(user) {
             conn.push(Out::Frame(frame.clone()));
         }
     }
