@@ -24,12 +24,15 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::Value;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{self, Message};
 use tracing::Instrument as _;
 use uuid::Uuid;
-use warp::ws::{Message, WebSocket};
 
 use super::hub::{Conn, Out};
-use super::protocol::{self, ClientFrame, Close, HelloLimits, HelloUser, ServerFrame};
+use super::protocol::{self, ClientFrame, Close, Frame, HelloLimits, HelloUser, ServerFrame};
+use super::Socket;
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::chat::{Actor, HistoryPage, MessageView};
@@ -46,7 +49,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_ERROR_LINGER: Duration = Duration::from_secs(2);
 
 /// Serves one upgraded connection until it closes.
-pub async fn serve(socket: WebSocket, state: AppState, user: AuthUser) {
+pub async fn serve(socket: Socket, state: AppState, user: AuthUser) {
     let hub = state.hub.clone();
     let config = hub.config().clone();
     let limits = HelloLimits {
@@ -139,7 +142,7 @@ pub async fn serve(socket: WebSocket, state: AppState, user: AuthUser) {
 
 /// Reads client frames until the client leaves or breaks the protocol; returns why.
 async fn read(
-    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+    stream: &mut futures_util::stream::SplitStream<Socket>,
     conn: &Arc<Conn>,
     state: &AppState,
     actor: &Actor,
@@ -152,20 +155,17 @@ async fn read(
             Ok(m) => m,
             Err(e) => return read_failure(&e),
         };
-        if message.is_close() {
-            return Close::Normal;
-        }
-        if message.is_ping() || message.is_pong() {
-            continue;
-        }
-        let reply = match message.to_str() {
-            Ok(text) => handle(text, conn, state, actor).await,
-            Err(()) => Some(Out::Frame(error_frame(
+        let reply = match message {
+            Message::Text(text) => handle(text.as_str(), conn, state, actor).await,
+            Message::Binary(_) => Some(Out::Frame(error_frame(
                 None,
                 "unsupported_frame",
                 "frames must be JSON text",
                 None,
             ))),
+            Message::Close(_) => return Close::Normal,
+            // Pings are answered by the library; pongs only show the client is alive.
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
         };
         if let Some(out) = reply {
             conn.reply(out).await;
@@ -176,21 +176,16 @@ async fn read(
 
 /// How to close after a failed read: 1009 for a frame over `ws.max_frame_bytes`, 1007 for text
 /// that is not UTF-8, 1002 for other protocol violations; a broken connection needs no code.
-fn read_failure(e: &warp::Error) -> Close {
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        match s.downcast_ref::<tungstenite::Error>() {
-            Some(tungstenite::Error::Capacity(_)) => return Close::TooBig,
-            Some(tungstenite::Error::Utf8(_)) => return Close::InvalidData,
-            Some(tungstenite::Error::Protocol(_)) => return Close::ProtocolError,
-            _ => {}
-        }
-        source = s.source();
+fn read_failure(e: &tungstenite::Error) -> Close {
+    match e {
+        tungstenite::Error::Capacity(_) => Close::TooBig,
+        tungstenite::Error::Utf8(_) => Close::InvalidData,
+        tungstenite::Error::Protocol(_) => Close::ProtocolError,
+        _ => Close::Normal,
     }
-    Close::Normal
 }
 
-fn error_frame(id: Option<&Value>, code: &str, message: &str, retry_after_ms: Option<u64>) -> bytes::Bytes {
+fn error_frame(id: Option<&Value>, code: &str, message: &str, retry_after_ms: Option<u64>) -> Frame {
     ServerFrame::Error {
         id,
         code,
@@ -201,7 +196,7 @@ fn error_frame(id: Option<&Value>, code: &str, message: &str, retry_after_ms: Op
 }
 
 /// A domain error as an `error` frame; internal details are logged, not sent.
-fn domain_error(id: Option<&Value>, e: Error) -> bytes::Bytes {
+fn domain_error(id: Option<&Value>, e: Error) -> Frame {
     let e = ApiError::from(e);
     error_frame(id, e.code, &e.message, e.retry_after_ms)
 }
@@ -344,7 +339,7 @@ struct Writer {
     last_seen: Arc<AtomicU64>,
 }
 
-type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
+type Sink = futures_util::stream::SplitSink<Socket, Message>;
 
 impl Writer {
     async fn run(mut self, mut sink: Sink, mut queue: tokio::sync::mpsc::Receiver<Out>) {
@@ -379,7 +374,7 @@ impl Writer {
                         }
                         checks += 1;
                         if checks.is_multiple_of(4) {
-                            self.io(sink.send(Message::ping(Vec::new()))).await?;
+                            self.io(sink.send(Message::Ping(Default::default()))).await?;
                             unanswered_since.get_or_insert(now);
                         }
                         Ok(true)
@@ -422,22 +417,24 @@ impl Writer {
         }
         let why = conn.close_reason().cloned().unwrap_or(Close::Normal);
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-            let _ = sink.send(Message::close_with(why.code(), why.reason())).await;
+            let frame = CloseFrame {
+                code: CloseCode::from(why.code()),
+                reason: why.reason().into(),
+            };
+            let _ = sink.send(Message::Close(Some(frame))).await;
             let _ = sink.close().await;
         })
         .await;
     }
 
-    async fn write(&self, sink: &mut Sink, frame: bytes::Bytes) -> Result<(), Stop> {
-        // warp's text frames own a String: one copy of shared bytes into the socket's frame.
-        let text = String::from_utf8(frame.to_vec()).map_err(|_| Stop::Socket)?;
-        self.io(sink.feed(Message::text(text))).await
+    async fn write(&self, sink: &mut Sink, frame: Frame) -> Result<(), Stop> {
+        self.io(sink.feed(Message::Text(frame))).await
     }
 
     /// One socket operation. One that cannot progress for two heartbeat intervals means the
     /// client has stopped reading (its window is shut): it is closed as a slow consumer even
     /// if its queue never fills (a quiet room).
-    async fn io(&self, op: impl std::future::Future<Output = Result<(), warp::Error>>) -> Result<(), Stop> {
+    async fn io(&self, op: impl std::future::Future<Output = Result<(), tungstenite::Error>>) -> Result<(), Stop> {
         match tokio::time::timeout(self.heartbeat * 2, op).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(Stop::Socket),

@@ -4,7 +4,7 @@
 //! - No lock is held across an `.await` or a socket write. Locks (std `Mutex`, held for a few
 //!   map operations) guard the registries; delivery is a `try_send` of a cheap handle onto each
 //!   connection's bounded queue.
-//! - A message is serialized once; every subscriber's queue holds the same `Bytes`.
+//! - A message is serialized once; every subscriber's queue holds the same `Frame`.
 //! - A connection whose queue is full is closed as a slow consumer (4008) on the spot, so one
 //!   stalled reader never delays the others: publishing never waits.
 //! - The hub does not order or de-duplicate messages; each connection's writer does, by seq
@@ -16,13 +16,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::presence::Presence;
-use super::protocol::{Close, ServerFrame};
+use super::protocol::{Close, Frame, ServerFrame};
 use crate::auth::AuthUser;
 use crate::bus::Event;
 use crate::chat::MessageView;
@@ -34,16 +33,16 @@ use crate::error::{Error, Result};
 #[derive(Debug)]
 pub enum Out {
     /// A new message (its `message` frame); delivered in seq order, once.
-    Message { room: Uuid, seq: i64, frame: Bytes },
+    Message { room: Uuid, seq: i64, frame: Frame },
     /// A room event, delivered while the connection is subscribed to the room; `seq` when it
     /// is about one message (an edit, a delete).
-    Room { room: Uuid, seq: Option<i64>, frame: Bytes },
+    Room { room: Uuid, seq: Option<i64>, frame: Frame },
     /// A frame for this connection alone (reply, presence).
-    Frame(Bytes),
+    Frame(Frame),
     /// A subscription began: send `frame`, then replay the room's messages after `from`.
-    Subscribed { room: Uuid, from: i64, frame: Bytes },
+    Subscribed { room: Uuid, from: i64, frame: Frame },
     /// A subscription ended: send `frame` and stop delivering the room.
-    Unsubscribed { room: Uuid, frame: Bytes },
+    Unsubscribed { room: Uuid, frame: Frame },
 }
 
 /// One WebSocket connection, as the hub and its tasks share it.
@@ -200,7 +199,7 @@ impl Hub {
     /// Registers a new connection; its writer reads the returned queue, which starts with the
     /// `hello` built from the connection's id — queued before anyone can find the connection,
     /// so nothing overtakes it. Call `announce` next.
-    pub fn connect(&self, user: &AuthUser, hello: impl FnOnce(u64) -> Bytes) -> (Arc<Conn>, mpsc::Receiver<Out>) {
+    pub fn connect(&self, user: &AuthUser, hello: impl FnOnce(u64) -> Frame) -> (Arc<Conn>, mpsc::Receiver<Out>) {
         let (tx, rx) = mpsc::channel(self.inner.config.outbound_queue);
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         // The queue is new and empty: this cannot fail.
@@ -452,7 +451,7 @@ impl Hub {
     }
 
     /// Sends `frame` to every connection of `user`.
-    pub fn to_user(&self, user: Uuid, frame: Bytes) {
+    pub fn to_user(&self, user: Uuid, frame: Frame) {
         for conn in self.user_conns(user) {
             conn.push(Out::Frame(frame.clone()));
         }

@@ -11,8 +11,16 @@ pub mod hub;
 mod presence;
 pub mod protocol;
 
+/// An upgraded connection.
+pub type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
 use warp::filters::BoxedFilter;
-use warp::http::StatusCode;
+use warp::http::{HeaderMap, HeaderValue, StatusCode};
 use warp::reply::{Reply as _, Response};
 use warp::Filter;
 
@@ -25,7 +33,7 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(bearer())
         .and(query())
-        .and(warp::ws().map(Some).or(warp::any().map(|| None)).unify())
+        .and(handshake())
         .and(with_state(state))
         .then(upgrade)
         .map(reply)
@@ -35,7 +43,7 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
 async fn upgrade(
     header: Option<String>,
     query: Query,
-    ws: Option<warp::ws::Ws>,
+    ws: Option<Handshake>,
     state: AppState,
 ) -> Result<Response, ApiError> {
     let mut query = query?;
@@ -57,15 +65,80 @@ async fn upgrade(
         )
         .into_response();
         // RFC 9110 §15.5.22: a 426 names the protocol to upgrade to.
-        refusal
-            .headers_mut()
-            .insert("upgrade", warp::http::HeaderValue::from_static("websocket"));
+        let headers = refusal.headers_mut();
+        headers.insert("upgrade", HeaderValue::from_static("websocket"));
+        headers.insert("sec-websocket-version", HeaderValue::from_static("13"));
         return Ok(refusal);
     };
-    let limit = state.config.ws.max_frame_bytes;
-    Ok(ws
-        .max_frame_size(limit)
-        .max_message_size(limit)
-        .on_upgrade(move |socket| conn::serve(socket, state, user))
-        .into_response())
+    let config = socket_config(state.config.ws.max_frame_bytes);
+    tokio::spawn(async move {
+        match ws.on_upgrade.await {
+            Ok(upgraded) => {
+                let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+                conn::serve(socket, state, user).await;
+            }
+            Err(e) => tracing::debug!("websocket upgrade failed: {e}"),
+        }
+    });
+    let mut switching = Response::default();
+    *switching.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = switching.headers_mut();
+    headers.insert("connection", HeaderValue::from_static("upgrade"));
+    headers.insert("upgrade", HeaderValue::from_static("websocket"));
+    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(ws.key.as_bytes())) {
+        headers.insert("sec-websocket-accept", accept);
+    }
+    Ok(switching)
+}
+
+/// The socket's buffers. Reads go through a small buffer (an idle connection holds a few KiB,
+/// not the library's 128 KiB default) that grows for a large frame; writes collect in one buffer
+/// until the writer flushes (when its queue is empty) or it holds `WRITE_BUFFER` bytes.
+fn socket_config(max_frame_bytes: usize) -> WebSocketConfig {
+    const READ_BUFFER: usize = 4 * 1024;
+    const WRITE_BUFFER: usize = 64 * 1024;
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_frame_size(Some(max_frame_bytes))
+        .max_message_size(Some(max_frame_bytes))
+}
+
+fn handshake() -> impl Filter<Extract = (Option<Handshake>,), Error = std::convert::Infallible> + Clone {
+    warp::header::headers_cloned()
+        .and(warp::ext::optional::<OnUpgrade>())
+        .map(Handshake::from_request)
+}
+
+/// A WebSocket upgrade request (RFC 6455 §4.2.1) that this server can accept: its key, and
+/// hyper's handle on the connection once the 101 response is out.
+struct Handshake {
+    key: String,
+    on_upgrade: OnUpgrade,
+}
+
+impl Handshake {
+    /// `None` for anything but a well-formed version-13 upgrade (answered 426).
+    fn from_request(headers: HeaderMap, on_upgrade: Option<OnUpgrade>) -> Option<Self> {
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let has_token = |name: &str, token: &str| {
+            headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .any(|t| t.trim().eq_ignore_ascii_case(token))
+        };
+        let upgrade = has_token("connection", "upgrade")
+            && has_token("upgrade", "websocket")
+            && text("sec-websocket-version") == Some("13");
+        let key = text("sec-websocket-key")?.trim();
+        if !upgrade || key.is_empty() {
+            return None;
+        }
+        Some(Self {
+            key: key.to_owned(),
+            on_upgrade: on_upgrade?,
+        })
+    }
 }

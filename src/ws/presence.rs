@@ -13,11 +13,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 
-use bytes::Bytes;
 use uuid::Uuid;
 
 use super::hub::{lock, Conn, Hub, Inner, Out};
-use super::protocol::ServerFrame;
+use super::protocol::{Frame, ServerFrame};
 use crate::db::rooms;
 use crate::error::Result;
 
@@ -195,7 +194,7 @@ impl Hub {
     }
 
     /// One `presence_list` of the connected users among `users`, if any.
-    fn online_list(&self, users: &[Uuid]) -> Option<Bytes> {
+    fn online_list(&self, users: &[Uuid]) -> Option<Frame> {
         let mut online: Vec<String> = users.iter().filter_map(|u| self.username_of(*u)).collect();
         online.sort();
         let list = ServerFrame::PresenceList {
@@ -214,7 +213,7 @@ impl Hub {
 }
 
 /// One change as `presence`; several (or a list of who is online) as one `presence_list`.
-fn presence_news(mut online: Vec<String>, mut offline: Vec<String>) -> Bytes {
+fn presence_news(mut online: Vec<String>, mut offline: Vec<String>) -> Frame {
     match (online.as_slice(), offline.as_slice()) {
         ([one], []) => presence_frame(one, true),
         ([], [one]) => presence_frame(one, false),
@@ -230,7 +229,7 @@ fn presence_news(mut online: Vec<String>, mut offline: Vec<String>) -> Bytes {
     }
 }
 
-fn presence_frame(user: &str, online: bool) -> Bytes {
+fn presence_frame(user: &str, online: bool) -> Frame {
     ServerFrame::Presence {
         user,
         status: if online { "online" } else { "offline" },

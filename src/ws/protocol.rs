@@ -6,7 +6,10 @@
 //! field). Server frames are built here and serialized once; a `message` frame's bytes are
 //! shared by every subscriber's queue.
 
-use bytes::Bytes;
+/// An encoded server frame: JSON text in shared, reference-counted bytes. A message is
+/// serialized once and every subscriber's socket sends the same bytes, without a copy.
+pub type Frame = tokio_tungstenite::tungstenite::Utf8Bytes;
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -262,10 +265,10 @@ pub enum ServerFrame<'a> {
 }
 
 impl ServerFrame<'_> {
-    /// The frame as the bytes sent on the wire.
-    pub fn encode(&self) -> Bytes {
+    /// The frame as the text sent on the wire.
+    pub fn encode(&self) -> Frame {
         // Every field is a plain value (no maps with non-string keys), so this cannot fail.
-        Bytes::from(serde_json::to_vec(self).unwrap_or_default())
+        Frame::from(serde_json::to_string(self).unwrap_or_default())
     }
 }
 
