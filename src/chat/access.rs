@@ -18,7 +18,7 @@ use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::{room_not_found, Actor, Role, Visibility};
-use crate::db::rooms::{self, RoomRecord};
+use crate::db::rooms::{self, RoomAccess, RoomRecord};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +68,11 @@ async fn read(c: &impl GenericClient, actor: &Actor, room_id: Uuid) -> Result<Ac
     let row = rooms::access(c, room_id, actor.user_id())
         .await?
         .ok_or_else(room_not_found)?;
+    judge(actor, row)
+}
+
+/// What `actor` may do in a room, from its row; a room they may not see is not found.
+pub(crate) fn judge(actor: &Actor, row: RoomAccess) -> Result<Access> {
     let access = Access {
         visibility: row.room.visibility.parse()?,
         role: row.role.as_deref().map(str::parse).transpose()?,

@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::access::{self, Action};
+use super::ingest::{Pending, Receipt};
 use super::types::{ClientMsgId, MessageBody};
 use super::{Actor, Chat, Page, MESSAGES_LIMIT};
 use crate::bus::{self, Event};
@@ -67,9 +68,9 @@ impl Chat {
     /// author in this room, in which case the original is returned and nothing is stored.
     ///
     /// The message is committed before this returns and before anyone hears of it; then it is
-    /// published to the room's live subscribers. Both run in a task of their own, so a caller
-    /// that goes away (an HTTP client hanging up) cannot stop a committed message from being
-    /// published.
+    /// published to the room's live subscribers. Both are done by the room's writer (see
+    /// `ingest`), so a caller that goes away (an HTTP client hanging up) cannot stop a
+    /// committed message from being published.
     pub async fn post(
         &self,
         actor: &Actor,
@@ -77,28 +78,19 @@ impl Chat {
         body: &str,
         client_msg_id: Option<&str>,
     ) -> Result<(MessageView, bool)> {
-        let this = self.clone();
-        let actor = actor.clone();
-        let body = body.to_owned();
-        let client_msg_id = client_msg_id.map(str::to_owned);
-        let task = tokio::spawn(async move {
-            let posted = this.store(&actor, room_id, &body, client_msg_id.as_deref()).await;
-            if let Ok((message, true)) = &posted {
-                this.bus.publish_message(message);
-            }
-            posted
-        });
-        task.await
-            .map_err(|e| Error::Internal(format!("message task failed: {e}")))?
+        self.submit(actor, room_id, body, client_msg_id).await?.wait().await
     }
 
-    async fn store(
+    /// [`post`](Self::post) in two steps: the message is validated, charged to the sender's rate
+    /// and queued for its room's writer (in the order of calls); the receipt answers once it is
+    /// stored. A connection queues its messages in order without waiting for each to commit.
+    pub async fn submit(
         &self,
         actor: &Actor,
         room_id: Uuid,
         body: &str,
         client_msg_id: Option<&str>,
-    ) -> Result<(MessageView, bool)> {
+    ) -> Result<Receipt> {
         let Actor::User { id: author, username } = actor else {
             return Err(Error::invalid("invalid_actor", "messages are posted by users"));
         };
@@ -107,8 +99,30 @@ impl Chat {
         // Every well-formed attempt counts, before any database work: a flood of sends (even
         // refused ones) must cost the database nothing once over the rate.
         self.charge_send(*author)?;
+        let pending = Pending {
+            author: *author,
+            username: username.clone(),
+            room: room_id,
+            body,
+            client_msg_id,
+            reply: tokio::sync::oneshot::channel().0,
+        };
+        self.ingest.submit(self, pending).await
+    }
+
+    /// Stores one message in a transaction of its own (what a batch falls back to).
+    pub(super) async fn store(
+        &self,
+        actor: &Actor,
+        room_id: Uuid,
+        body: &MessageBody,
+        client_msg_id: Option<&ClientMsgId>,
+    ) -> Result<(MessageView, bool)> {
+        let Actor::User { id: author, username } = actor else {
+            return Err(Error::invalid("invalid_actor", "messages are posted by users"));
+        };
         let mut conn = self.db.conn().await?;
-        if let Some(cmid) = &client_msg_id {
+        if let Some(cmid) = client_msg_id {
             // A retry is answered only to someone who may post here now: a kicked or banned
             // member, or an outsider to a private room, learns nothing from replaying an id.
             // An archived room still confirms what was stored before it was archived.
@@ -131,15 +145,13 @@ impl Chat {
             seq,
             *author,
             body.as_str(),
-            client_msg_id.as_ref().map(ClientMsgId::as_str),
+            client_msg_id.map(ClientMsgId::as_str),
         )
         .await?;
         let Some((id, created_at)) = stored else {
             // A concurrent retry of the same message won: give its seq back, return it.
             tx.rollback().await?;
-            let cmid = client_msg_id
-                .as_ref()
-                .ok_or_else(|| Error::Internal("conflict without a client_msg_id".into()))?;
+            let cmid = client_msg_id.ok_or_else(|| Error::Internal("conflict without a client_msg_id".into()))?;
             let original = self.original(&*conn, *author, room_id, cmid).await?;
             return original
                 .map(|m| (m, false))

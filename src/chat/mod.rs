@@ -6,6 +6,7 @@
 //! A message is stored with its room-wide `seq` in one transaction (see `db::messages`).
 
 mod access;
+mod ingest;
 mod members;
 mod messages;
 mod rooms;
@@ -18,6 +19,7 @@ use governor::clock::Clock as _;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use uuid::Uuid;
 
+pub use ingest::{Posted, Receipt};
 pub use members::{BanView, MemberView};
 pub use messages::{HistoryPage, MessageView, ReadState};
 pub use rooms::{RoomQuery, RoomUpdate, RoomView};
@@ -39,6 +41,8 @@ pub struct Chat {
     bus: Bus,
     /// Messages per user per second (`limits.messages_per_sec`); `None`: unlimited.
     send_limit: Option<Arc<DefaultKeyedRateLimiter<Uuid>>>,
+    /// The writers that store new messages in batches.
+    ingest: Arc<ingest::Ingest>,
 }
 
 /// Who is acting: a signed-in user, or the operator at the command line (who may do anything
@@ -94,7 +98,12 @@ impl Chat {
             let burst = NonZeroU32::new(limits.message_burst).unwrap_or(rate);
             Arc::new(RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)))
         });
-        Self { db, bus, send_limit }
+        Self {
+            db,
+            bus,
+            send_limit,
+            ingest: Arc::default(),
+        }
     }
 
     /// Charges one message to `user`'s send rate, or says when they may send again.

@@ -78,6 +78,80 @@ pub async fn insert(
     Ok(row.map(|r| (r.get(0), r.get(1))))
 }
 
+/// Takes `counts[i]` seqs in `rooms[i]` (each room once); returns each room's new `last_seq`,
+/// so its seqs are `last_seq - count + 1 ..= last_seq`. Holds the rooms' locks.
+pub async fn take_seqs(
+    c: &impl GenericClient,
+    rooms: &[Uuid],
+    counts: &[i64],
+) -> Result<Vec<(Uuid, i64)>, tokio_postgres::Error> {
+    let rows = c
+        .query(
+            "UPDATE rooms r SET last_seq = r.last_seq + t.n FROM unnest($1::uuid[], $2::int8[]) AS t(id, n) \
+             WHERE r.id = t.id RETURNING r.id, r.last_seq",
+            &[&rooms, &counts],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Messages to store together (one entry per message, all the same length).
+#[derive(Debug, Default)]
+pub struct NewMessages<'a> {
+    pub ids: Vec<Uuid>,
+    pub rooms: Vec<Uuid>,
+    pub seqs: Vec<i64>,
+    pub authors: Vec<Uuid>,
+    pub bodies: Vec<&'a str>,
+    pub client_msg_ids: Vec<Option<&'a str>>,
+}
+
+/// Stores several messages with one statement; returns their common `created_at` (the
+/// transaction's time). A `client_msg_id` already used is an error (a unique violation): the
+/// caller checked for them under the rooms' locks, so only another node can have raced it.
+pub async fn insert_many(
+    c: &impl GenericClient,
+    new: &NewMessages<'_>,
+) -> Result<OffsetDateTime, tokio_postgres::Error> {
+    let row = c
+        .query_one(
+            "WITH stored AS ( \
+               INSERT INTO messages (id, room_id, seq, author_id, body, client_msg_id) \
+               SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::uuid[], $5::text[], $6::text[]) \
+               RETURNING created_at) \
+             SELECT coalesce(max(created_at), now()) FROM stored",
+            &[
+                &new.ids,
+                &new.rooms,
+                &new.seqs,
+                &new.authors,
+                &new.bodies,
+                &new.client_msg_ids,
+            ],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// The messages authors sent with these client_msg_ids (`authors[i]` with `ids[i]`), with their
+/// author's id.
+pub async fn by_client_msg_ids(
+    c: &impl GenericClient,
+    authors: &[Uuid],
+    ids: &[&str],
+) -> Result<Vec<(Uuid, MessageRecord)>, tokio_postgres::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS}, m.author_id {FROM} \
+         JOIN unnest($1::uuid[], $2::text[]) AS t(author_id, client_msg_id) \
+           ON m.author_id = t.author_id AND m.client_msg_id = t.client_msg_id"
+    );
+    let rows = c.query(&sql, &[&authors, &ids]).await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| Some((r.get(9), MessageRecord::from_row_at(r, 0)?)))
+        .collect())
+}
+
 /// The message `author` sent with `client_msg_id`, in whichever room.
 pub async fn by_client_msg_id(
     c: &impl GenericClient,
@@ -158,6 +232,23 @@ pub async fn mark_read(
         )
         .await?;
     Ok(row.map(|r| r.get(0)))
+}
+
+/// [`mark_read`] for several `(room, user, seq)` (each pair once).
+pub async fn mark_read_many(
+    c: &impl GenericClient,
+    rooms: &[Uuid],
+    users: &[Uuid],
+    seqs: &[i64],
+) -> Result<(), tokio_postgres::Error> {
+    c.execute(
+        "UPDATE room_members m SET last_read_seq = greatest(m.last_read_seq, t.seq) \
+         FROM unnest($1::uuid[], $2::uuid[], $3::int8[]) AS t(room_id, user_id, seq) \
+         WHERE m.room_id = t.room_id AND m.user_id = t.user_id",
+        &[&rooms, &users, &seqs],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Unread counts stop here: a badge shows "999+" long before, and counting a million unread

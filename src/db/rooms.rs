@@ -67,6 +67,47 @@ pub async fn access(
     }))
 }
 
+/// [`access`] for many `(room, user)` pairs at once: `(index into the pairs, access)` for each
+/// pair whose room exists.
+pub async fn access_many(
+    c: &impl GenericClient,
+    rooms: &[Uuid],
+    users: &[Uuid],
+) -> Result<Vec<(usize, RoomAccess)>, tokio_postgres::Error> {
+    let sql = format!(
+        "SELECT {ROOM_COLUMNS}, m.role, m.last_read_seq, \
+                EXISTS (SELECT 1 FROM room_bans b WHERE b.room_id = r.id AND b.user_id = t.user_id), t.i \
+         FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS t(room_id, user_id, i) \
+         JOIN rooms r ON r.id = t.room_id \
+         LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = t.user_id"
+    );
+    let rows = c.query(&sql, &[&rooms, &users]).await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let i: i64 = r.get(ROOM_WIDTH + 3);
+            let access = RoomAccess {
+                room: RoomRecord::from(r),
+                role: r.get(ROOM_WIDTH),
+                last_read_seq: r.get(ROOM_WIDTH + 1),
+                banned: r.get(ROOM_WIDTH + 2),
+            };
+            (i as usize - 1, access)
+        })
+        .collect())
+}
+
+/// [`lock`] for several rooms, taken in id order so that two transactions locking several rooms
+/// cannot deadlock each other.
+pub async fn lock_many(c: &impl GenericClient, rooms: &[Uuid]) -> Result<(), tokio_postgres::Error> {
+    c.execute(
+        "SELECT 1 FROM rooms WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
+        &[&rooms],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Takes the room row's lock until the transaction ends: membership changes and message
 /// inserts on one room are serialized by it. `NO KEY UPDATE` leaves foreign-key checks
 /// (which take `KEY SHARE`) unblocked.

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::Value;
+use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -40,6 +41,8 @@ use crate::db::{messages, Db};
 use crate::error::Error;
 use crate::http::ApiError;
 
+/// A connection's sends waiting for their ack at most; more wait in its socket.
+const SENDS_IN_FLIGHT: usize = 256;
 /// Messages read from the database per replay query.
 const REPLAY_PAGE: i64 = 200;
 /// How long a close frame may take to reach a client that is not reading.
@@ -149,6 +152,7 @@ async fn read(
     started: Instant,
     last_seen: &AtomicU64,
 ) -> Close {
+    let sends = Arc::new(Semaphore::new(SENDS_IN_FLIGHT));
     while let Some(next) = stream.next().await {
         last_seen.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         let message = match next {
@@ -156,7 +160,7 @@ async fn read(
             Err(e) => return read_failure(&e),
         };
         let reply = match message {
-            Message::Text(text) => handle(text.as_str(), conn, state, actor).await,
+            Message::Text(text) => handle(text.as_str(), conn, state, actor, &sends).await,
             Message::Binary(_) => Some(Out::Frame(error_frame(
                 None,
                 "unsupported_frame",
@@ -203,7 +207,7 @@ fn domain_error(id: Option<&Value>, e: Error) -> Frame {
 
 /// Handles one text frame; returns the reply to send, if any (a subscription's reply is
 /// queued by `subscribe` itself, in order with its replay).
-async fn handle(text: &str, conn: &Arc<Conn>, state: &AppState, actor: &Actor) -> Option<Out> {
+async fn handle(text: &str, conn: &Arc<Conn>, state: &AppState, actor: &Actor, sends: &Arc<Semaphore>) -> Option<Out> {
     let (id, frame) = match protocol::parse(text) {
         Ok(parsed) => parsed,
         Err(e) => return Some(Out::Frame(error_frame(e.id.as_ref(), e.code, &e.message, None))),
@@ -236,14 +240,31 @@ async fn handle(text: &str, conn: &Arc<Conn>, state: &AppState, actor: &Actor) -
                 body,
                 client_msg_id,
             } => {
+                // Queued in order, acked when stored: the next frame is read meanwhile, so a
+                // client may have several sends in flight (up to SENDS_IN_FLIGHT).
                 let room = room(&room_id)?;
-                let (message, new) = state.chat.post(actor, room, &body, Some(&client_msg_id)).await?;
-                let ack = ServerFrame::Ack {
-                    id,
-                    duplicate: !new,
-                    message: &message,
-                };
-                Some(Out::Frame(ack.encode()))
+                let permit = sends
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| Error::Internal("send slots closed".into()))?;
+                let receipt = state.chat.submit(actor, room, &body, Some(&client_msg_id)).await?;
+                let conn = conn.clone();
+                let id = id.cloned();
+                tokio::spawn(async move {
+                    let frame = match receipt.wait().await {
+                        Ok((message, new)) => ServerFrame::Ack {
+                            id: id.as_ref(),
+                            duplicate: !new,
+                            message: &message,
+                        }
+                        .encode(),
+                        Err(e) => domain_error(id.as_ref(), e),
+                    };
+                    conn.reply(Out::Frame(frame)).await;
+                    drop(permit);
+                });
+                None
             }
             ClientFrame::Typing { room_id } => {
                 state.hub.typing(conn, room(&room_id)?)?;

@@ -1,0 +1,342 @@
+//! Group commit: new messages are stored in batches, one transaction per commit cycle.
+//!
+//! With durable commits every transaction waits for its WAL flush, and a room's messages are
+//! serialized by its row lock, so storing messages one transaction each caps a room at one
+//! flush per message. Instead each message goes to one of [`SHARDS`] writers, chosen by its
+//! room, and a writer stores everything that waits for it (up to [`MAX_BATCH`]) in one
+//! transaction: rooms locked in id order, access and `client_msg_id` repeats checked for the
+//! whole batch with one query each, seqs taken per room with one `UPDATE`, the messages stored
+//! with one `INSERT`. While one batch commits the next one gathers, so the batch grows with
+//! the load and a lone message still commits at once.
+//!
+//! A room always goes to the same writer, so its messages are stored in the order they were
+//! posted (one connection's messages keep theirs), and writers never wait on each other's
+//! rooms. Each message is answered — acked or refused — exactly as if stored alone: a refusal
+//! (not a member, banned, archived room, an id reused in another room) affects that message
+//! only. A batch that fails before its commit (a deadlock or a `client_msg_id` raced by
+//! another node, a lost connection) stored nothing; its messages are then stored one by one
+//! the ordinary way. New messages are published in seq order after the commit, then answered.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use super::access::{self, Action};
+use super::types::{ClientMsgId, MessageBody};
+use super::{room_not_found, Actor, Chat, MessageView};
+use crate::db::messages::{self, MessageRecord, NewMessages};
+use crate::db::rooms::{self, RoomAccess};
+use crate::error::{Error, Result};
+
+/// Writers; a room's messages always go to the same one.
+const SHARDS: usize = 4;
+/// Messages stored by one transaction at most.
+const MAX_BATCH: usize = 512;
+/// Messages waiting for a writer before posting waits for room.
+const QUEUE: usize = 4096;
+
+/// What a post gets back: the message, and whether it is new (`false`: a repeat of a
+/// `client_msg_id`, answered with the original).
+pub type Posted = Result<(MessageView, bool)>;
+
+/// A message waiting to be stored, already validated and charged to its author's send rate.
+pub(super) struct Pending {
+    pub author: Uuid,
+    pub username: String,
+    pub room: Uuid,
+    pub body: MessageBody,
+    pub client_msg_id: Option<ClientMsgId>,
+    pub reply: oneshot::Sender<Posted>,
+}
+
+impl Pending {
+    fn actor(&self) -> Actor {
+        Actor::User {
+            id: self.author,
+            username: self.username.clone(),
+        }
+    }
+
+    fn view(&self, id: Uuid, seq: i64, created_at: OffsetDateTime) -> MessageView {
+        MessageView {
+            id,
+            room_id: self.room,
+            seq,
+            author: Some(self.username.clone()),
+            body: Some(self.body.as_str().to_owned()),
+            client_msg_id: self.client_msg_id.as_ref().map(|c| c.as_str().to_owned()),
+            created_at,
+            edited_at: None,
+            deleted: false,
+            deleted_at: None,
+        }
+    }
+}
+
+/// The answer to a post, once its batch is committed.
+pub struct Receipt(oneshot::Receiver<Posted>);
+
+impl Receipt {
+    pub async fn wait(self) -> Posted {
+        self.0
+            .await
+            .unwrap_or_else(|_| Err(Error::Internal("the message writer stopped".into())))
+    }
+}
+
+/// The writers' queues, started with the first message.
+#[derive(Default)]
+pub(super) struct Ingest {
+    shards: OnceLock<Vec<mpsc::Sender<Pending>>>,
+}
+
+impl Ingest {
+    /// Queues a message for its room's writer; waits while that writer's queue is full.
+    pub(super) async fn submit(&self, chat: &Chat, pending: Pending) -> Result<Receipt> {
+        let shards = self.shards.get_or_init(|| {
+            (0..SHARDS)
+                .map(|_| {
+                    let (tx, rx) = mpsc::channel(QUEUE);
+                    tokio::spawn(chat.clone().write(rx));
+                    tx
+                })
+                .collect()
+        });
+        let (reply, receipt) = oneshot::channel();
+        let shard = (pending.room.as_u64_pair().1 % SHARDS as u64) as usize;
+        shards[shard]
+            .send(Pending { reply, ..pending })
+            .await
+            .map_err(|_| Error::Unavailable("the message writer has stopped".into()))?;
+        Ok(Receipt(receipt))
+    }
+}
+
+/// Why a batch was not stored.
+enum Failed {
+    /// Before its commit: nothing of it was stored.
+    Before(Error),
+    /// At its commit: whether it was stored is unknown, so it is not tried again.
+    AtCommit(Error),
+}
+
+impl From<tokio_postgres::Error> for Failed {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Before(e.into())
+    }
+}
+
+fn reused() -> Error {
+    Error::conflict(
+        "client_msg_id_reused",
+        "this client_msg_id was already used for a message in another room",
+    )
+}
+
+impl Chat {
+    /// One writer: stores batches until the queue closes.
+    async fn write(self, mut queue: mpsc::Receiver<Pending>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            self.commit_batch(std::mem::take(&mut batch)).await;
+        }
+    }
+
+    async fn commit_batch(&self, batch: Vec<Pending>) {
+        // A second message with the same client_msg_id in one batch is answered after the
+        // first is stored, on its own: it finds the original.
+        let mut ids = HashSet::new();
+        let (batch, repeats): (Vec<_>, Vec<_>) = batch.into_iter().partition(|p| {
+            p.client_msg_id
+                .as_ref()
+                .is_none_or(|c| ids.insert((p.author, c.as_str().to_owned())))
+        });
+        match self.store_batch(&batch).await {
+            Ok(outcomes) => {
+                for posted in outcomes.iter().flatten() {
+                    if posted.1 {
+                        self.bus.publish_message(&posted.0);
+                    }
+                }
+                for (pending, posted) in batch.into_iter().zip(outcomes) {
+                    let _ = pending.reply.send(posted);
+                }
+            }
+            Err(Failed::Before(e)) => {
+                tracing::debug!("a batch of {} messages is stored one by one: {e}", batch.len());
+                for pending in batch {
+                    self.store_alone(pending).await;
+                }
+            }
+            Err(Failed::AtCommit(e)) => {
+                tracing::warn!("committing {} messages failed: {e}", batch.len());
+                for pending in batch {
+                    let _ = pending.reply.send(Err(Error::Unavailable(
+                        "the database did not confirm the message: send it again with the same client_msg_id".into(),
+                    )));
+                }
+            }
+        }
+        for pending in repeats {
+            self.store_alone(pending).await;
+        }
+    }
+
+    async fn store_alone(&self, pending: Pending) {
+        let posted = self
+            .store(
+                &pending.actor(),
+                pending.room,
+                &pending.body,
+                pending.client_msg_id.as_ref(),
+            )
+            .await;
+        if let Ok((message, true)) = &posted {
+            self.bus.publish_message(message);
+        }
+        let _ = pending.reply.send(posted);
+    }
+
+    /// Stores a batch in one transaction; one outcome per message, in order.
+    async fn store_batch(&self, batch: &[Pending]) -> Result<Vec<Posted>, Failed> {
+        let mut conn = self.db.conn().await.map_err(Failed::Before)?;
+        let tx = conn.transaction().await?;
+        let mut locked: Vec<Uuid> = batch.iter().map(|p| p.room).collect();
+        locked.sort_unstable();
+        locked.dedup();
+        rooms::lock_many(&tx, &locked).await?;
+
+        // Who may post where, as `access::load` decides for one message.
+        let (room_ids, authors): (Vec<Uuid>, Vec<Uuid>) = batch.iter().map(|p| (p.room, p.author)).unzip();
+        let mut rows: Vec<Option<RoomAccess>> = vec![None; batch.len()];
+        for (i, row) in rooms::access_many(&tx, &room_ids, &authors).await? {
+            rows[i] = Some(row);
+        }
+        let mut outcomes: Vec<Option<Posted>> = Vec::with_capacity(batch.len());
+        let mut writable = Vec::with_capacity(batch.len());
+        for (pending, row) in batch.iter().zip(rows) {
+            let access = row
+                .ok_or_else(room_not_found)
+                .and_then(|row| access::judge(&pending.actor(), row))
+                .and_then(|a| a.require(Action::Post).map(|()| a));
+            match access {
+                Ok(a) => {
+                    outcomes.push(None);
+                    writable.push(a.writable());
+                }
+                Err(e) => {
+                    outcomes.push(Some(Err(e)));
+                    writable.push(Ok(()));
+                }
+            }
+        }
+
+        // Repeats of an earlier message: answered with it (even in a room archived since).
+        let (cmid_authors, cmids): (Vec<Uuid>, Vec<&str>) = batch
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| o.is_none())
+            .filter_map(|(p, _)| Some((p.author, p.client_msg_id.as_ref()?.as_str())))
+            .unzip();
+        if !cmids.is_empty() {
+            let originals: HashMap<(Uuid, String), MessageRecord> =
+                messages::by_client_msg_ids(&tx, &cmid_authors, &cmids)
+                    .await?
+                    .into_iter()
+                    .filter_map(|(author, m)| Some(((author, m.client_msg_id.clone()?), m)))
+                    .collect();
+            for (pending, outcome) in batch.iter().zip(outcomes.iter_mut()) {
+                let Some(cmid) = &pending.client_msg_id else { continue };
+                if outcome.is_some() {
+                    continue;
+                }
+                if let Some(m) = originals.get(&(pending.author, cmid.as_str().to_owned())) {
+                    *outcome = Some(if m.room_id == pending.room {
+                        Ok((MessageView::from(m.clone()), false))
+                    } else {
+                        Err(reused())
+                    });
+                }
+            }
+        }
+        for (outcome, writable) in outcomes.iter_mut().zip(writable) {
+            if outcome.is_none() {
+                if let Err(e) = writable {
+                    *outcome = Some(Err(e));
+                }
+            }
+        }
+
+        // The new messages: seqs per room in posting order, one insert.
+        let fresh: Vec<usize> = (0..batch.len()).filter(|&i| outcomes[i].is_none()).collect();
+        let mut new = NewMessages::default();
+        if !fresh.is_empty() {
+            let mut counts: Vec<(Uuid, i64)> = Vec::new();
+            for &i in &fresh {
+                match counts.iter_mut().find(|(r, _)| *r == batch[i].room) {
+                    Some((_, n)) => *n += 1,
+                    None => counts.push((batch[i].room, 1)),
+                }
+            }
+            let (rooms_taken, taken): (Vec<Uuid>, Vec<i64>) = counts.iter().copied().unzip();
+            let mut next: HashMap<Uuid, i64> = HashMap::new();
+            for (room, last) in messages::take_seqs(&tx, &rooms_taken, &taken).await? {
+                let n = counts.iter().find(|(r, _)| *r == room).map_or(0, |(_, n)| *n);
+                next.insert(room, last - n + 1);
+            }
+            for &i in &fresh {
+                let p = &batch[i];
+                let seq = next
+                    .get_mut(&p.room)
+                    .ok_or_else(|| Failed::Before(Error::Internal("a room vanished while locked".into())))?;
+                new.ids.push(Uuid::new_v4());
+                new.rooms.push(p.room);
+                new.seqs.push(*seq);
+                new.authors.push(p.author);
+                new.bodies.push(p.body.as_str());
+                new.client_msg_ids
+                    .push(p.client_msg_id.as_ref().map(ClientMsgId::as_str));
+                *seq += 1;
+            }
+        }
+        let created_at = if fresh.is_empty() {
+            None
+        } else {
+            let created_at = messages::insert_many(&tx, &new).await?;
+            // What I write, I have read: each author's marker moves to their last message.
+            let mut marks: HashMap<(Uuid, Uuid), i64> = HashMap::new();
+            for k in 0..new.ids.len() {
+                let mark = marks.entry((new.rooms[k], new.authors[k])).or_default();
+                *mark = (*mark).max(new.seqs[k]);
+            }
+            let (mut mr, mut mu, mut ms) = (Vec::new(), Vec::new(), Vec::new());
+            for ((room, user), seq) in marks {
+                mr.push(room);
+                mu.push(user);
+                ms.push(seq);
+            }
+            messages::mark_read_many(&tx, &mr, &mu, &ms).await?;
+            Some(created_at)
+        };
+        tx.commit().await.map_err(|e| Failed::AtCommit(Error::from(e)))?;
+
+        let mut stored = fresh.iter().zip(new.ids.iter().zip(&new.seqs));
+        let mut next_new = stored.next();
+        Ok(outcomes
+            .into_iter()
+            .enumerate()
+            .map(|(i, outcome)| {
+                outcome.unwrap_or_else(|| match (next_new, created_at) {
+                    (Some((&j, (&id, &seq))), Some(at)) if j == i => {
+                        next_new = stored.next();
+                        Ok((batch[i].view(id, seq, at), true))
+                    }
+                    _ => Err(Error::Internal("a stored message lost its place".into())),
+                })
+            })
+            .collect())
+    }
+}
