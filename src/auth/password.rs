@@ -2,12 +2,13 @@
 //! (`$pbkdf2-sha256$i=600000,l=32$salt$hash`).
 //!
 //! Hashing is deliberately slow (~57 ms at 600k iterations), so it never runs on the async
-//! runtime: each hash takes a permit from a small semaphore and runs on the blocking pool.
-//! A login flood therefore queues on the semaphore while message delivery keeps its threads.
-//! The permit travels into the blocking task, so it bounds the hashes actually running even
-//! when a client disconnects mid-hash (dropping the request's future does not stop the
-//! thread). Waiting for a permit is bounded too: past `QUEUE_TIMEOUT` the request gets a 503
-//! `unavailable` instead of queueing without end.
+//! runtime: it runs on a pool of its own (`auth.hash_workers` threads), whose threads run at a
+//! lower CPU priority (nice 10). A login flood therefore uses the CPU that message delivery
+//! leaves idle and cannot slow the delivery down; when nothing else runs, hashing gets all of
+//! its threads' time. Each hash takes a permit from a semaphore as large as the pool, and the
+//! permit travels into the hashing job, so it bounds the hashes actually running even when a
+//! client disconnects mid-hash. Waiting for a permit is bounded too: past `QUEUE_TIMEOUT` the
+//! request gets a 503 `unavailable` instead of queueing without end.
 //! Unknown usernames are checked against a dummy hash of the same cost, so a wrong username
 //! and a wrong password take the same time.
 
@@ -23,9 +24,13 @@ use crate::error::Error;
 /// Longest a request waits for a hashing thread before it is answered 503.
 pub const QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How much lower than the server's other threads hashing threads run (a `nice` increment).
+const HASH_NICENESS: libc::c_int = 10;
+
 pub struct PasswordHasher {
     iterations: u32,
     permits: Arc<Semaphore>,
+    pool: Option<rayon::ThreadPool>,
     queue_timeout: Duration,
     dummy: OnceCell<String>,
 }
@@ -40,9 +45,18 @@ pub struct Verified {
 
 impl PasswordHasher {
     pub fn new(iterations: u32, workers: usize) -> Self {
+        let workers = workers.max(1);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(workers)
+            .thread_name(|i| format!("chatd-hash-{i}"))
+            .start_handler(|_| lower_priority())
+            .build()
+            .inspect_err(|e| tracing::warn!("no password hashing threads ({e}); hashing on the blocking pool"))
+            .ok();
         Self {
             iterations,
-            permits: Arc::new(Semaphore::new(workers.max(1))),
+            permits: Arc::new(Semaphore::new(workers)),
+            pool,
             queue_timeout: QUEUE_TIMEOUT,
             dummy: OnceCell::new(),
         }
@@ -98,13 +112,35 @@ impl PasswordHasher {
             .await
             .map_err(|_| Error::Unavailable("too many password hashes queued".into()))?
             .map_err(|_| Error::Unavailable("hasher closed".into()))?;
-        tokio::task::spawn_blocking(move || {
+        let job = move || {
             // Released when the hash is done, not when the (maybe abandoned) request is.
             let _permit = permit;
             f()
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("hashing task: {e}")))
+        };
+        let Some(pool) = &self.pool else {
+            return tokio::task::spawn_blocking(job)
+                .await
+                .map_err(|e| Error::Internal(format!("hashing task: {e}")));
+        };
+        let (done, result) = tokio::sync::oneshot::channel();
+        pool.spawn(move || {
+            let _ = done.send(job());
+        });
+        result
+            .await
+            .map_err(|_| Error::Internal("hashing job failed".into()))
+    }
+}
+
+/// Lowers the calling thread's CPU priority (Linux nice values are per thread). Failing to is
+/// harmless: the thread then runs at the normal priority.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain system calls on the calling thread; no memory is shared with them.
+    unsafe {
+        let tid = libc::gettid();
+        let now = libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t);
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, now + HASH_NICENESS);
     }
 }
 

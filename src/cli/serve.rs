@@ -45,6 +45,7 @@ pub async fn run(config: Config, mut signals: Signals) -> Result<(), CliError> {
         None => Some(datadir::lock_serve(&config.server.data_dir).map_err(|e| CliError::failure(e.to_string()))?),
         Some(_) => None,
     };
+    raise_open_files_limit();
     let config = Arc::new(config);
     // Opening is not interrupted half-way (the cluster could be left starting with nobody to
     // stop it); a signal that arrives meanwhile is seen right after, and is a normal stop.
@@ -108,4 +109,18 @@ async fn start(config: &Arc<Config>, database: &Database) -> Result<Application,
         );
     }
     Ok(Application::build(config.clone(), database.db.clone()).await?)
+}
+
+/// Every WebSocket is an open file: raise the soft limit on open files to the hard limit (the
+/// most an unprivileged process may), so the server holds as many sockets as the system lets it.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::debug!("open files limit raised from {soft} to {hard}"),
+            Err(e) => tracing::warn!("open files limit stays at {soft}: {e}"),
+        },
+        Ok((soft, _)) => tracing::debug!("open files limit: {soft}"),
+        Err(e) => tracing::warn!("open files limit unknown: {e}"),
+    }
 }
