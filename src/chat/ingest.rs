@@ -154,7 +154,10 @@ impl Chat {
                 .as_ref()
                 .is_none_or(|c| ids.insert((p.author, c.as_str().to_owned())))
         });
-        match self.store_batch(&batch).await {
+        let started = std::time::Instant::now();
+        let stored = self.store_batch(&batch).await;
+        tracing::trace!(messages = batch.len(), ms = started.elapsed().as_secs_f64() * 1e3, "batch");
+        match stored {
             Ok(outcomes) => {
                 for posted in outcomes.iter().flatten() {
                     if posted.1 {
@@ -201,140 +204,111 @@ impl Chat {
     }
 
     /// Stores a batch in one transaction; one outcome per message, in order.
+    ///
+    /// Four round trips whatever the batch's size: `BEGIN`; the rooms' locks, access and
+    /// earlier messages with the same ids, sent together (each statement still runs after the
+    /// one before, so access is read once the locks are held); the insert; `COMMIT`.
     async fn store_batch(&self, batch: &[Pending]) -> Result<Vec<Posted>, Failed> {
         let mut conn = self.db.conn().await.map_err(Failed::Before)?;
         let tx = conn.transaction().await?;
         let mut locked: Vec<Uuid> = batch.iter().map(|p| p.room).collect();
         locked.sort_unstable();
         locked.dedup();
-        rooms::lock_many(&tx, &locked).await?;
-
-        // Who may post where, as `access::load` decides for one message.
         let (room_ids, authors): (Vec<Uuid>, Vec<Uuid>) = batch.iter().map(|p| (p.room, p.author)).unzip();
-        let mut rows: Vec<Option<RoomAccess>> = vec![None; batch.len()];
-        for (i, row) in rooms::access_many(&tx, &room_ids, &authors).await? {
-            rows[i] = Some(row);
-        }
-        let mut outcomes: Vec<Option<Posted>> = Vec::with_capacity(batch.len());
-        let mut writable = Vec::with_capacity(batch.len());
-        for (pending, row) in batch.iter().zip(rows) {
-            let access = row
-                .ok_or_else(room_not_found)
-                .and_then(|row| access::judge(&pending.actor(), row))
-                .and_then(|a| a.require(Action::Post).map(|()| a));
-            match access {
-                Ok(a) => {
-                    outcomes.push(None);
-                    writable.push(a.writable());
-                }
-                Err(e) => {
-                    outcomes.push(Some(Err(e)));
-                    writable.push(Ok(()));
-                }
-            }
-        }
-
-        // Repeats of an earlier message: answered with it (even in a room archived since).
         let (cmid_authors, cmids): (Vec<Uuid>, Vec<&str>) = batch
             .iter()
-            .zip(&outcomes)
-            .filter(|(_, o)| o.is_none())
-            .filter_map(|(p, _)| Some((p.author, p.client_msg_id.as_ref()?.as_str())))
+            .filter_map(|p| Some((p.author, p.client_msg_id.as_ref()?.as_str())))
             .unzip();
-        if !cmids.is_empty() {
-            let originals: HashMap<(Uuid, String), MessageRecord> =
-                messages::by_client_msg_ids(&tx, &cmid_authors, &cmids)
-                    .await?
-                    .into_iter()
-                    .filter_map(|(author, m)| Some(((author, m.client_msg_id.clone()?), m)))
-                    .collect();
-            for (pending, outcome) in batch.iter().zip(outcomes.iter_mut()) {
-                let Some(cmid) = &pending.client_msg_id else { continue };
-                if outcome.is_some() {
-                    continue;
+        let ((), rows, originals) = tokio::try_join!(
+            rooms::lock_many(&tx, &locked),
+            rooms::access_many(&tx, &room_ids, &authors),
+            async {
+                if cmids.is_empty() {
+                    return Ok(Vec::new());
                 }
-                if let Some(m) = originals.get(&(pending.author, cmid.as_str().to_owned())) {
-                    *outcome = Some(if m.room_id == pending.room {
-                        Ok((MessageView::from(m.clone()), false))
-                    } else {
-                        Err(reused())
-                    });
-                }
-            }
-        }
-        for (outcome, writable) in outcomes.iter_mut().zip(writable) {
-            if outcome.is_none() {
-                if let Err(e) = writable {
-                    *outcome = Some(Err(e));
-                }
-            }
-        }
+                messages::by_client_msg_ids(&tx, &cmid_authors, &cmids).await
+            },
+        )?;
 
-        // The new messages: seqs per room in posting order, one insert.
+        // Who may post where, as `access::load` decides for one message.
+        let mut access: Vec<Option<RoomAccess>> = vec![None; batch.len()];
+        for (i, row) in rows {
+            access[i] = Some(row);
+        }
+        let originals: HashMap<(Uuid, String), MessageRecord> = originals
+            .into_iter()
+            .filter_map(|(author, m)| Some(((author, m.client_msg_id.clone()?), m)))
+            .collect();
+        let outcomes: Vec<Option<Posted>> = batch
+            .iter()
+            .zip(access)
+            .map(|(pending, row)| {
+                let access = row
+                    .ok_or_else(room_not_found)
+                    .and_then(|row| access::judge(&pending.actor(), row));
+                let refused = access.and_then(|a| {
+                    a.require(Action::Post)?;
+                    // A repeat of an earlier message is answered with it, even in a room
+                    // archived since.
+                    let original = pending
+                        .client_msg_id
+                        .as_ref()
+                        .and_then(|c| originals.get(&(pending.author, c.as_str().to_owned())));
+                    if let Some(m) = original {
+                        return Ok(Some(if m.room_id == pending.room {
+                            Ok((MessageView::from(m.clone()), false))
+                        } else {
+                            Err(reused())
+                        }));
+                    }
+                    a.writable()?;
+                    Ok(None)
+                });
+                refused.unwrap_or_else(|e| Some(Err(e)))
+            })
+            .collect();
+
+        // The new messages, in posting order.
         let fresh: Vec<usize> = (0..batch.len()).filter(|&i| outcomes[i].is_none()).collect();
         let mut new = NewMessages::default();
-        if !fresh.is_empty() {
-            let mut counts: Vec<(Uuid, i64)> = Vec::new();
-            for &i in &fresh {
-                match counts.iter_mut().find(|(r, _)| *r == batch[i].room) {
-                    Some((_, n)) => *n += 1,
-                    None => counts.push((batch[i].room, 1)),
-                }
-            }
-            let (rooms_taken, taken): (Vec<Uuid>, Vec<i64>) = counts.iter().copied().unzip();
-            let mut next: HashMap<Uuid, i64> = HashMap::new();
-            for (room, last) in messages::take_seqs(&tx, &rooms_taken, &taken).await? {
-                let n = counts.iter().find(|(r, _)| *r == room).map_or(0, |(_, n)| *n);
-                next.insert(room, last - n + 1);
-            }
-            for &i in &fresh {
-                let p = &batch[i];
-                let seq = next
-                    .get_mut(&p.room)
-                    .ok_or_else(|| Failed::Before(Error::Internal("a room vanished while locked".into())))?;
-                new.ids.push(Uuid::new_v4());
-                new.rooms.push(p.room);
-                new.seqs.push(*seq);
-                new.authors.push(p.author);
-                new.bodies.push(p.body.as_str());
-                new.client_msg_ids
-                    .push(p.client_msg_id.as_ref().map(ClientMsgId::as_str));
-                *seq += 1;
-            }
+        for &i in &fresh {
+            let p = &batch[i];
+            new.ids.push(Uuid::new_v4());
+            new.rooms.push(p.room);
+            new.authors.push(p.author);
+            new.bodies.push(p.body.as_str());
+            new.client_msg_ids.push(p.client_msg_id.as_ref().map(ClientMsgId::as_str));
         }
-        let created_at = if fresh.is_empty() {
-            None
+        let stored = if fresh.is_empty() {
+            Vec::new()
         } else {
-            let created_at = messages::insert_many(&tx, &new).await?;
-            // What I write, I have read: each author's marker moves to their last message.
-            let mut marks: HashMap<(Uuid, Uuid), i64> = HashMap::new();
-            for k in 0..new.ids.len() {
-                let mark = marks.entry((new.rooms[k], new.authors[k])).or_default();
-                *mark = (*mark).max(new.seqs[k]);
-            }
-            let (mut mr, mut mu, mut ms) = (Vec::new(), Vec::new(), Vec::new());
-            for ((room, user), seq) in marks {
-                mr.push(room);
-                mu.push(user);
-                ms.push(seq);
-            }
-            messages::mark_read_many(&tx, &mr, &mu, &ms).await?;
-            Some(created_at)
+            messages::insert_many(&tx, &new).await?
         };
-        tx.commit().await.map_err(|e| Failed::AtCommit(Error::from(e)))?;
+        if stored.len() != fresh.len() {
+            return Err(Failed::Before(Error::Internal(format!(
+                "{} of {} messages stored",
+                stored.len(),
+                fresh.len()
+            ))));
+        }
+        tx.commit()
+            .await
+            .map_err(|e| Failed::AtCommit(Error::from(e)))?;
 
-        let mut stored = fresh.iter().zip(new.ids.iter().zip(&new.seqs));
-        let mut next_new = stored.next();
+        let mut views: HashMap<usize, MessageView> = fresh
+            .iter()
+            .zip(new.ids.iter().zip(stored))
+            .map(|(&i, (&id, (seq, at)))| (i, batch[i].view(id, seq, at)))
+            .collect();
         Ok(outcomes
             .into_iter()
             .enumerate()
             .map(|(i, outcome)| {
-                outcome.unwrap_or_else(|| match (next_new, created_at) {
-                    (Some((&j, (&id, &seq))), Some(at)) if j == i => {
-                        next_new = stored.next();
-                        Ok((batch[i].view(id, seq, at), true))
-                    }
-                    _ => Err(Error::Internal("a stored message lost its place".into())),
+                outcome.unwrap_or_else(|| {
+                    views
+                        .remove(&i)
+                        .map(|view| (view, true))
+                        .ok_or_else(|| Error::Internal("a stored message lost its place".into()))
                 })
             })
             .collect())

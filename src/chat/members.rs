@@ -55,9 +55,10 @@ impl Chat {
             rooms::add_member(&tx, room_id, me, Role::Member.as_str()).await?;
             joined(&tx, room_id, me, actor.username(), Role::Member).await?;
         }
-        let view = room_view(&tx, actor, room_id).await?;
         tx.commit().await?;
-        Ok(view)
+        // Read after the commit, so the room's lock is not held for it: a crowd joining one
+        // room at once queues on that lock for the membership change only.
+        room_view(&*conn, actor, room_id).await
     }
 
     /// Leaves a room. The owner must hand ownership over first, unless they are the last

@@ -3,6 +3,7 @@
 //! of concurrent senders: the room row's lock orders them, and a rollback returns the seq.
 
 use time::OffsetDateTime;
+use tokio_postgres::types::Type;
 use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
@@ -78,59 +79,55 @@ pub async fn insert(
     Ok(row.map(|r| (r.get(0), r.get(1))))
 }
 
-/// Takes `counts[i]` seqs in `rooms[i]` (each room once); returns each room's new `last_seq`,
-/// so its seqs are `last_seq - count + 1 ..= last_seq`. Holds the rooms' locks.
-pub async fn take_seqs(
-    c: &impl GenericClient,
-    rooms: &[Uuid],
-    counts: &[i64],
-) -> Result<Vec<(Uuid, i64)>, tokio_postgres::Error> {
-    let rows = c
-        .query(
-            "UPDATE rooms r SET last_seq = r.last_seq + t.n FROM unnest($1::uuid[], $2::int8[]) AS t(id, n) \
-             WHERE r.id = t.id RETURNING r.id, r.last_seq",
-            &[&rooms, &counts],
-        )
-        .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-}
-
-/// Messages to store together (one entry per message, all the same length).
+/// Messages to store together, in posting order (one entry per message, all the same length).
 #[derive(Debug, Default)]
 pub struct NewMessages<'a> {
     pub ids: Vec<Uuid>,
     pub rooms: Vec<Uuid>,
-    pub seqs: Vec<i64>,
     pub authors: Vec<Uuid>,
     pub bodies: Vec<&'a str>,
     pub client_msg_ids: Vec<Option<&'a str>>,
 }
 
-/// Stores several messages with one statement; returns their common `created_at` (the
-/// transaction's time). A `client_msg_id` already used is an error (a unique violation): the
-/// caller checked for them under the rooms' locks, so only another node can have raced it.
+/// Stores several messages with one statement: each room's seqs are taken from its `last_seq`
+/// in posting order, the messages inserted, and each author's read marker moved to their last
+/// one. Returns `(seq, created_at)` per message, in order. The rooms must be locked. A
+/// `client_msg_id` already used is an error (a unique violation): the caller looked for
+/// repeats under the rooms' locks, so only another node can have raced it.
 pub async fn insert_many(
     c: &impl GenericClient,
     new: &NewMessages<'_>,
-) -> Result<OffsetDateTime, tokio_postgres::Error> {
-    let row = c
-        .query_one(
-            "WITH stored AS ( \
+) -> Result<Vec<(i64, OffsetDateTime)>, tokio_postgres::Error> {
+    let rows = c
+        .query_typed(
+            "WITH t AS ( \
+               SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[]) \
+                 WITH ORDINALITY AS t(id, room_id, author_id, body, client_msg_id, ord)), \
+             counts AS (SELECT room_id, count(*) AS n FROM t GROUP BY room_id), \
+             taken AS ( \
+               UPDATE rooms r SET last_seq = r.last_seq + counts.n FROM counts WHERE r.id = counts.room_id \
+               RETURNING r.id, r.last_seq - counts.n AS base), \
+             stored AS ( \
                INSERT INTO messages (id, room_id, seq, author_id, body, client_msg_id) \
-               SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::uuid[], $5::text[], $6::text[]) \
-               RETURNING created_at) \
-             SELECT coalesce(max(created_at), now()) FROM stored",
+               SELECT t.id, t.room_id, taken.base + row_number() OVER (PARTITION BY t.room_id ORDER BY t.ord), \
+                      t.author_id, t.body, t.client_msg_id \
+               FROM t JOIN taken ON taken.id = t.room_id \
+               RETURNING id, room_id, author_id, seq, created_at), \
+             marked AS ( \
+               UPDATE room_members m SET last_read_seq = greatest(m.last_read_seq, last.seq) \
+               FROM (SELECT room_id, author_id, max(seq) AS seq FROM stored GROUP BY room_id, author_id) last \
+               WHERE m.room_id = last.room_id AND m.user_id = last.author_id) \
+             SELECT stored.seq, stored.created_at FROM stored JOIN t ON t.id = stored.id ORDER BY t.ord",
             &[
-                &new.ids,
-                &new.rooms,
-                &new.seqs,
-                &new.authors,
-                &new.bodies,
-                &new.client_msg_ids,
+                (&new.ids, Type::UUID_ARRAY),
+                (&new.rooms, Type::UUID_ARRAY),
+                (&new.authors, Type::UUID_ARRAY),
+                (&new.bodies, Type::TEXT_ARRAY),
+                (&new.client_msg_ids, Type::TEXT_ARRAY),
             ],
         )
         .await?;
-    Ok(row.get(0))
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 /// The messages authors sent with these client_msg_ids (`authors[i]` with `ids[i]`), with their
@@ -145,7 +142,9 @@ pub async fn by_client_msg_ids(
          JOIN unnest($1::uuid[], $2::text[]) AS t(author_id, client_msg_id) \
            ON m.author_id = t.author_id AND m.client_msg_id = t.client_msg_id"
     );
-    let rows = c.query(&sql, &[&authors, &ids]).await?;
+    let rows = c
+        .query_typed(&sql, &[(&authors, Type::UUID_ARRAY), (&ids, Type::TEXT_ARRAY)])
+        .await?;
     Ok(rows
         .iter()
         .filter_map(|r| Some((r.get(9), MessageRecord::from_row_at(r, 0)?)))
@@ -232,23 +231,6 @@ pub async fn mark_read(
         )
         .await?;
     Ok(row.map(|r| r.get(0)))
-}
-
-/// [`mark_read`] for several `(room, user, seq)` (each pair once).
-pub async fn mark_read_many(
-    c: &impl GenericClient,
-    rooms: &[Uuid],
-    users: &[Uuid],
-    seqs: &[i64],
-) -> Result<(), tokio_postgres::Error> {
-    c.execute(
-        "UPDATE room_members m SET last_read_seq = greatest(m.last_read_seq, t.seq) \
-         FROM unnest($1::uuid[], $2::uuid[], $3::int8[]) AS t(room_id, user_id, seq) \
-         WHERE m.room_id = t.room_id AND m.user_id = t.user_id",
-        &[&rooms, &users, &seqs],
-    )
-    .await?;
-    Ok(())
 }
 
 /// Unread counts stop here: a badge shows "999+" long before, and counting a million unread

@@ -2,6 +2,7 @@
 //! `chat::access`, from the `RoomAccess` row read here.
 
 use time::OffsetDateTime;
+use tokio_postgres::types::Type;
 use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
@@ -81,7 +82,9 @@ pub async fn access_many(
          JOIN rooms r ON r.id = t.room_id \
          LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = t.user_id"
     );
-    let rows = c.query(&sql, &[&rooms, &users]).await?;
+    let rows = c
+        .query_typed(&sql, &[(&rooms, Type::UUID_ARRAY), (&users, Type::UUID_ARRAY)])
+        .await?;
     Ok(rows
         .iter()
         .map(|r| {
@@ -100,9 +103,9 @@ pub async fn access_many(
 /// [`lock`] for several rooms, taken in id order so that two transactions locking several rooms
 /// cannot deadlock each other.
 pub async fn lock_many(c: &impl GenericClient, rooms: &[Uuid]) -> Result<(), tokio_postgres::Error> {
-    c.execute(
+    c.query_typed(
         "SELECT 1 FROM rooms WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
-        &[&rooms],
+        &[(&rooms, Type::UUID_ARRAY)],
     )
     .await?;
     Ok(())
