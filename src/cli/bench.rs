@@ -126,6 +126,15 @@ pub enum Scenario {
         #[arg(long, value_name = "N", default_value_t = 200)]
         in_flight: usize,
     },
+    /// Print saved --json results (any scenarios) as tables, or as Markdown
+    Report {
+        /// Files of --json output
+        #[arg(long, value_name = "FILE", required = true, num_args = 1..)]
+        input: Vec<PathBuf>,
+        /// Markdown tables instead of aligned columns
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Draw a fan-out sweep (its --json output) as an SVG line chart
     Plot {
         /// The --json output of `chatd bench fanout`
@@ -169,6 +178,10 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
         let points = bench::plot::read(input)?;
         bench::plot::draw(&points, out)?;
         return print(format_args!("wrote {} ({} points)", out.display(), points.len()));
+    }
+    if let Scenario::Report { input, markdown } = &args.scenario {
+        let style = if *markdown { Style::Markdown } else { Style::Plain };
+        return print(report(input, style)?.trim_end());
     }
     bench::raise_nofile_limit();
     let target = Target::new(&args.url, !args.quiet)?;
@@ -275,12 +288,12 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
             let report = bench::block_on(args.threads, bench::history::run(&target, &options))??;
             output(args.json, &[report], history_table)
         }
-        Scenario::Plot { .. } => Ok(()),
+        Scenario::Plot { .. } | Scenario::Report { .. } => Ok(()),
     }
 }
 
 /// Prints one JSON object per line, or the table `table` makes.
-fn output<T: serde::Serialize>(json: bool, reports: &[T], table: fn(&[T]) -> String) -> Result<(), CliError> {
+fn output<T: serde::Serialize>(json: bool, reports: &[T], table: fn(&[T], Style) -> String) -> Result<(), CliError> {
     if json {
         for r in reports {
             let line = serde_json::to_string(r).map_err(|e| CliError::failure(e.to_string()))?;
@@ -288,16 +301,41 @@ fn output<T: serde::Serialize>(json: bool, reports: &[T], table: fn(&[T]) -> Str
         }
         Ok(())
     } else {
-        print(table(reports).trim_end())
+        print(table(reports, Style::Plain).trim_end())
     }
 }
 
-/// Left-aligned columns, two spaces apart.
-fn columns(rows: &[Vec<String>]) -> String {
+/// How tables are printed: aligned columns for a terminal, or Markdown for documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    Plain,
+    Markdown,
+}
+
+/// A blank line between a heading line and a Markdown table.
+fn gap(style: Style) -> &'static str {
+    if style == Style::Markdown {
+        "\n"
+    } else {
+        ""
+    }
+}
+
+/// Left-aligned columns, two spaces apart (or a Markdown table); the first row is the header.
+fn columns(rows: &[Vec<String>], style: Style) -> String {
+    let mut out = String::new();
+    if style == Style::Markdown {
+        for (i, row) in rows.iter().enumerate() {
+            out.push_str(&format!("| {} |\n", row.join(" | ")));
+            if i == 0 {
+                out.push_str(&format!("|{}\n", "---|".repeat(row.len())));
+            }
+        }
+        return out;
+    }
     let widths: Vec<usize> = (0..rows[0].len())
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
-    let mut out = String::new();
     for row in rows {
         let cells: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         out.push_str(cells.join("  ").trim_end());
@@ -306,7 +344,7 @@ fn columns(rows: &[Vec<String>]) -> String {
     out
 }
 
-fn load_table(reports: &[LoadReport]) -> String {
+fn load_table(reports: &[LoadReport], style: Style) -> String {
     let mut rows = vec![[
         "rate",
         "sent/s",
@@ -339,15 +377,20 @@ fn load_table(reports: &[LoadReport]) -> String {
         .first()
         .map(|r| {
             format!(
-                "{}: {} rooms, {} clients, {} senders, {} s recorded\n",
-                r.scenario, r.rooms, r.clients, r.senders, r.duration_secs
+                "{}: {} rooms, {} clients, {} senders, {} s recorded\n{}",
+                r.scenario,
+                r.rooms,
+                r.clients,
+                r.senders,
+                r.duration_secs,
+                gap(style)
             )
         })
         .unwrap_or_default();
-    head + &columns(&rows)
+    head + &columns(&rows, style)
 }
 
-fn connections_table(reports: &[ConnectionsReport]) -> String {
+fn connections_table(reports: &[ConnectionsReport], style: Style) -> String {
     let mb = |b: Option<u64>| b.map(|b| format!("{:.1}", b as f64 / 1_048_576.0)).unwrap_or("unknown".into());
     let mut rows = vec![[
         "count",
@@ -379,10 +422,10 @@ fn connections_table(reports: &[ConnectionsReport]) -> String {
             format!("{:.1}", r.client_cpu_percent),
         ]);
     }
-    columns(&rows)
+    columns(&rows, style)
 }
 
-fn login_table(reports: &[LoginReport]) -> String {
+fn login_table(reports: &[LoginReport], style: Style) -> String {
     let mut out = String::new();
     for r in reports {
         let rows = vec![
@@ -397,12 +440,13 @@ fn login_table(reports: &[LoginReport]) -> String {
                 errors_cell(&r.errors),
             ],
         ];
-        out.push_str(&columns(&rows));
+        out.push_str(&columns(&rows, style));
         if let (Some(b), Some(d)) = (&r.fanout_baseline, &r.fanout_during) {
-            out.push_str("\nfan-out alone, then during the login flood:\n");
-            out.push_str(&load_table(&[b.clone(), d.clone()]));
+            out.push_str(&format!("\nfan-out alone, then during the login flood:\n{}", gap(style)));
+            out.push_str(&load_table(&[b.clone(), d.clone()], style));
             out.push_str(&format!(
-                "p99 ratio (during / alone): {} (target ≤ 2)\n",
+                "{}p99 ratio (during / alone): {} (target ≤ 2)\n",
+                gap(style),
                 r.p99_ratio.map(|x| format!("{x:.2}")).unwrap_or("unknown".into())
             ));
         }
@@ -410,7 +454,7 @@ fn login_table(reports: &[LoginReport]) -> String {
     out
 }
 
-fn history_table(reports: &[HistoryReport]) -> String {
+fn history_table(reports: &[HistoryReport], style: Style) -> String {
     let mut rows = vec![[
         "messages",
         "seeded",
@@ -441,7 +485,45 @@ fn history_table(reports: &[HistoryReport]) -> String {
     }
     let head = reports
         .first()
-        .map(|r| format!("history: room {}\n", r.room_id))
+        .map(|r| format!("history: room {}\n{}", r.room_id, gap(style)))
         .unwrap_or_default();
-    head + &columns(&rows)
+    head + &columns(&rows, style)
+}
+
+/// Renders saved results: each run of lines of one scenario becomes one table.
+fn report(inputs: &[PathBuf], style: Style) -> Result<String, CliError> {
+    let mut values = Vec::new();
+    for input in inputs {
+        let text = std::fs::read_to_string(input)
+            .map_err(|e| CliError::usage(format!("cannot read {}: {e}", input.display())))?;
+        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let value: serde_json::Value = serde_json::from_str(line)
+                .map_err(|e| CliError::usage(format!("{} line {}: not JSON: {e}", input.display(), n + 1)))?;
+            values.push((format!("{} line {}", input.display(), n + 1), value));
+        }
+    }
+    fn parse<T: serde::de::DeserializeOwned>(group: &[(String, serde_json::Value)]) -> Result<Vec<T>, CliError> {
+        group
+            .iter()
+            .map(|(at, v)| serde_json::from_value(v.clone()).map_err(|e| CliError::usage(format!("{at}: {e}"))))
+            .collect()
+    }
+    let mut out = String::new();
+    let mut rest = &values[..];
+    while let Some((_, first)) = rest.first() {
+        let scenario = first["scenario"].as_str().unwrap_or_default().to_owned();
+        let len = rest.iter().take_while(|(_, v)| v["scenario"] == scenario.as_str()).count();
+        let group = &rest[..len];
+        rest = &rest[len..];
+        let table = match scenario.as_str() {
+            "fanout" | "rooms" => load_table(&parse(group)?, style),
+            "connections" => connections_table(&parse(group)?, style),
+            "login" => login_table(&parse(group)?, style),
+            "history" => history_table(&parse(group)?, style),
+            other => return Err(CliError::usage(format!("{}: unknown scenario {other:?}", group[0].0))),
+        };
+        out.push_str(&table);
+        out.push('\n');
+    }
+    Ok(out)
 }
