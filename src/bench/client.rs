@@ -33,7 +33,10 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Opens an authenticated WebSocket and waits for `hello`. With `local`, the TCP socket is
 /// bound to that source address first (to spread many sockets over 127.0.0.x).
 pub async fn connect(target: &Target, token: &str, local: Option<IpAddr>) -> std::result::Result<Ws, String> {
-    let mut request = target.ws_url().into_client_request().map_err(|e| format!("bad_url: {e}"))?;
+    let mut request = target
+        .ws_url()
+        .into_client_request()
+        .map_err(|e| format!("bad_url: {e}"))?;
     let auth = format!("Bearer {token}").parse().map_err(|_| "bad_token".to_string())?;
     request.headers_mut().insert("authorization", auth);
     let work = async {
@@ -52,9 +55,7 @@ pub async fn connect(target: &Target, token: &str, local: Option<IpAddr>) -> std
                     tokio::net::TcpSocket::new_v6()
                 }
                 .map_err(|e| io_reason("socket", &e))?;
-                socket
-                    .bind(SocketAddr::new(ip, 0))
-                    .map_err(|e| io_reason("bind", &e))?;
+                socket.bind(SocketAddr::new(ip, 0)).map_err(|e| io_reason("bind", &e))?;
                 let stream = socket.connect(server).await.map_err(|e| io_reason("connect", &e))?;
                 let _ = stream.set_nodelay(true);
                 tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream))
@@ -102,7 +103,10 @@ fn connect_error(e: &tokio_tungstenite::tungstenite::Error) -> String {
         E::Http(resp) => format!("http_{}", resp.status().as_u16()),
         E::Io(io) => io_reason("io", io),
         E::ConnectionClosed | E::AlreadyClosed => "closed".into(),
-        other => format!("ws_{}", other.to_string().split(':').next().unwrap_or("error").replace(' ', "_")),
+        other => format!(
+            "ws_{}",
+            other.to_string().split(':').next().unwrap_or("error").replace(' ', "_")
+        ),
     }
 }
 
@@ -179,7 +183,7 @@ pub struct Stamp {
 /// not one the bench sent (another body) or not shaped as expected.
 pub fn scan_stamp(frame: &[u8]) -> Option<Stamp> {
     let seq_at = memmem::find(frame, br#""seq":"#)? + 6;
-    let seq = parse_digits(&frame[seq_at..], &[b',', b'}'])?;
+    let seq = parse_digits(&frame[seq_at..], b",}")?;
     let body_at = memmem::find(&frame[seq_at..], br#""body":""#)? + seq_at + 8;
     let body_end = memchr::memchr(b'"', &frame[body_at..])? + body_at;
     let body = &frame[body_at..body_end];
@@ -246,6 +250,9 @@ mod tests {
         assert_eq!((s.seq, s.sent_us, s.warmup), (44, 1, true));
         assert_eq!(scan_stamp(br#"{"type":"message","seq":4x,"body":"t=1 r=0 w=0"}"#), None);
         assert_eq!(scan_stamp(br#"{"type":"message","seq":4,"body":"hello"}"#), None);
-        assert_eq!(scan_stamp(br#"{"type":"message","seq":99999999999999999999,"body":"t=1 r=0 w=0"}"#), None);
+        assert_eq!(
+            scan_stamp(br#"{"type":"message","seq":99999999999999999999,"body":"t=1 r=0 w=0"}"#),
+            None
+        );
     }
 }

@@ -206,11 +206,13 @@ pub async fn server_rss(target: &Target, pid: Option<u32>) -> (&'static str, Opt
         }
     }
     if let Some(pid) = pid {
-        let kb = std::fs::read_to_string(format!("/proc/{pid}/status")).ok().and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        });
+        let kb = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            });
         if let Some(kb) = kb {
             return ("proc", Some(kb * 1024));
         }

@@ -41,7 +41,19 @@ pub async fn run(target: &Target, options: &FanoutOptions) -> Result<Vec<LoadRep
 async fn sweep(target: &Target, setup: &mut load::Setup, options: &FanoutOptions) -> Result<Vec<LoadReport>> {
     let mut reports = Vec::with_capacity(options.rates.len());
     for &rate in &options.rates {
-        reports.push(setup.step(target, &step_options(options, rate)).await?);
+        let report = setup.step(target, &step_options(options, rate)).await?;
+        // A server that fell behind still works through the backlog during the next step,
+        // which would measure that backlog rather than the next rate: stop here.
+        let behind = report.unanswered * 10 > report.sent;
+        reports.push(report);
+        if behind {
+            if target.progress && reports.len() < options.rates.len() {
+                progress(format_args!(
+                    "fanout: more than 10% of the sends at {rate} msg/s were unanswered after the drain; the sweep stops here"
+                ));
+            }
+            break;
+        }
     }
     Ok(reports)
 }

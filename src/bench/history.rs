@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{add, client, counter, error_code, failed, get, histogram, progress, Account, Errors, Latency, Result, Target};
+use super::{
+    add, client, counter, error_code, failed, get, histogram, progress, Account, Errors, Latency, Result, Target,
+};
 
 /// Pipelined senders used for seeding.
 const SEEDERS: usize = 4;
@@ -117,7 +119,13 @@ pub async fn run(target: &Target, options: &HistoryOptions) -> Result<HistoryRep
 
 /// Sends `total` messages over one socket per account, at most `in_flight` unanswered per
 /// socket; returns the acked count and the errors by code.
-async fn seed(target: &Target, room: &str, accounts: &[Account], total: u64, in_flight: usize) -> Result<(u64, Errors)> {
+async fn seed(
+    target: &Target,
+    room: &str,
+    accounts: &[Account],
+    total: u64,
+    in_flight: usize,
+) -> Result<(u64, Errors)> {
     let acked = counter();
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -127,7 +135,14 @@ async fn seed(target: &Target, room: &str, accounts: &[Account], total: u64, in_
         let ws = client::connect(target, &a.access_token, None)
             .await
             .map_err(|e| failed(format!("seed connect: {e}")))?;
-        tasks.push(tokio::spawn(seed_one(ws, room.to_owned(), i, share, in_flight, acked.clone())));
+        tasks.push(tokio::spawn(seed_one(
+            ws,
+            room.to_owned(),
+            i,
+            share,
+            in_flight,
+            acked.clone(),
+        )));
     }
     let progress_on = target.progress;
     let ticker = {
@@ -160,7 +175,14 @@ async fn seed(target: &Target, room: &str, accounts: &[Account], total: u64, in_
     Ok((get(&acked), errors))
 }
 
-async fn seed_one(ws: client::Ws, room: String, seeder: usize, share: u64, in_flight: usize, acked: super::Counter) -> Errors {
+async fn seed_one(
+    ws: client::Ws,
+    room: String,
+    seeder: usize,
+    share: u64,
+    in_flight: usize,
+    acked: super::Counter,
+) -> Errors {
     let (mut sink, mut stream) = ws.split();
     let permits = Arc::new(Semaphore::new(in_flight));
     let reader = {
@@ -213,7 +235,12 @@ async fn seed_one(ws: client::Ws, room: String, seeder: usize, share: u64, in_fl
     errors
 }
 
-type Queried = (Duration, hdrhistogram::Histogram<u64>, hdrhistogram::Histogram<u64>, Errors);
+type Queried = (
+    Duration,
+    hdrhistogram::Histogram<u64>,
+    hdrhistogram::Histogram<u64>,
+    Errors,
+);
 
 /// `requests` history pages with `concurrency` workers: even ones the newest page, odd ones
 /// the page before a random seq.

@@ -45,6 +45,8 @@ pub struct LoadReport {
     pub acked: u64,
     pub delivered: u64,
     pub expected_deliveries: u64,
+    /// Sends with neither an ack nor an error when the drain ended: the server is behind.
+    pub unanswered: u64,
     /// Rates over the recorded window (messages sent after warm-up).
     pub sends_per_sec: f64,
     pub acks_per_sec: f64,
@@ -169,6 +171,8 @@ struct ReaderOut {
     delivered: u64,
     delivered_measured: u64,
     acked_measured: u64,
+    /// Ack and error frames received (answers to sends).
+    answers: u64,
     unexpected: u64,
     errors: Errors,
 }
@@ -262,7 +266,8 @@ impl Setup {
         let cpu_before = super::cpu_time();
         let wall_before = Instant::now();
         let end = start + window;
-        let mut tick = tokio::time::interval_at((Instant::now() + Duration::from_secs(1)).into(), Duration::from_secs(1));
+        let mut tick =
+            tokio::time::interval_at((Instant::now() + Duration::from_secs(1)).into(), Duration::from_secs(1));
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -343,6 +348,7 @@ impl Setup {
         }
         let (mut missing, mut duplicates, mut delivered, mut delivered_measured, mut unexpected) = (0, 0, 0, 0, 0);
         let mut expected_deliveries = 0;
+        let mut answers = 0;
         for (c, out) in self.conns.iter().zip(outs) {
             let acked = &acked_sets[c.room];
             expected_deliveries += acked.iter().filter(|a| **a).count() as u64;
@@ -355,6 +361,7 @@ impl Setup {
             delivered += out.delivered;
             delivered_measured += out.delivered_measured;
             unexpected += out.unexpected;
+            answers += out.answers;
             merge(&mut errors, out.errors);
         }
         let (ack_hist, deliver_hist) = {
@@ -374,6 +381,7 @@ impl Setup {
             acked: report_acked,
             delivered,
             expected_deliveries,
+            unanswered: get(&sent).saturating_sub(answers),
             sends_per_sec: per_sec(get(&sent_measured)),
             acks_per_sec: per_sec(acked_measured),
             deliveries_per_sec: per_sec(delivered_measured),
@@ -475,6 +483,7 @@ async fn read(
         delivered: 0,
         delivered_measured: 0,
         acked_measured: 0,
+        answers: 0,
         unexpected: 0,
         errors: Errors::new(),
     };
@@ -521,7 +530,11 @@ async fn read(
                     out.unexpected += 1;
                     continue;
                 };
-                match stamp.seq.checked_sub(base + 1).and_then(|i| out.seen.get_mut(i as usize)) {
+                match stamp
+                    .seq
+                    .checked_sub(base + 1)
+                    .and_then(|i| out.seen.get_mut(i as usize))
+                {
                     Some(n) => *n = n.saturating_add(1),
                     None => {
                         out.unexpected += 1;
@@ -539,6 +552,7 @@ async fn read(
                 let Some(stamp) = client::scan_stamp(bytes).filter(|s| s.step == step) else {
                     continue;
                 };
+                out.answers += 1;
                 out.acked_seqs.push(stamp.seq);
                 add(&shared.acked, 1);
                 if !stamp.warmup {
@@ -547,6 +561,7 @@ async fn read(
                 }
             }
             Some("error") => {
+                out.answers += 1;
                 *out.errors.entry(client::error_frame_code(text.as_str())).or_default() += 1;
                 add(&shared.errors, 1);
             }

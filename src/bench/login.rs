@@ -52,7 +52,10 @@ pub async fn run(target: &Target, options: &LoginOptions) -> Result<LoginReport>
         }
         return Ok(report(options, tally, None, None));
     };
-    let rate = *fan.rates.first().ok_or_else(|| super::failed("--during fanout needs a --rate"))?;
+    let rate = *fan
+        .rates
+        .first()
+        .ok_or_else(|| super::failed("--during fanout needs a --rate"))?;
     let mut setup = load::setup(target, "fanout", &prefix, 1, fan.clients, fan.senders).await?;
     let step = fanout::step_options(fan, rate);
     let result = async {
@@ -61,7 +64,10 @@ pub async fn run(target: &Target, options: &LoginOptions) -> Result<LoginReport>
         }
         let baseline = setup.step(target, &step).await?;
         if target.progress {
-            progress(format_args!("login: the same fan-out with {} logins in flight", options.concurrency));
+            progress(format_args!(
+                "login: the same fan-out with {} logins in flight",
+                options.concurrency
+            ));
         }
         let stop = CancellationToken::new();
         let flood = tokio::spawn(flood(target.clone(), accounts.clone(), stop.clone()));
@@ -90,7 +96,9 @@ struct Tally {
 
 fn report(options: &LoginOptions, t: Tally, baseline: Option<LoadReport>, during: Option<LoadReport>) -> LoginReport {
     let p99_ratio = match (&baseline, &during) {
-        (Some(b), Some(d)) if b.deliver_ms.p99 > 0.0 => Some((d.deliver_ms.p99 / b.deliver_ms.p99 * 100.0).round() / 100.0),
+        (Some(b), Some(d)) if b.deliver_ms.p99 > 0.0 => {
+            Some((d.deliver_ms.p99 / b.deliver_ms.p99 * 100.0).round() / 100.0)
+        }
         _ => None,
     };
     LoginReport {

@@ -77,7 +77,10 @@ impl Target {
     }
 
     pub fn api(&self, path: &str) -> String {
-        format!("{}api/v1{path}", self.base.as_str().trim_end_matches('/').to_owned() + "/")
+        format!(
+            "{}api/v1{path}",
+            self.base.as_str().trim_end_matches('/').to_owned() + "/"
+        )
     }
 
     /// The WebSocket URL (`ws://host:port/api/v1/ws`).
@@ -109,7 +112,13 @@ impl Target {
     }
 
     /// One JSON request; returns the status and the body (`null` when empty).
-    pub async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> Result<(u16, Value)> {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Result<(u16, Value)> {
         let mut req = self.http.request(method, self.api(path));
         if let Some(token) = token {
             req = req.bearer_auth(token);
@@ -138,7 +147,9 @@ pub fn run_prefix() -> String {
     use rand::Rng as _;
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::thread_rng();
-    let id: String = (0..6).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect();
+    let id: String = (0..6)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect();
     format!("bench-{id}")
 }
 
@@ -194,7 +205,9 @@ fn account_from(value: &Value, username: String, password: String) -> Account {
 /// POSTs to an auth endpoint, retrying (bounded) while the server answers 503 `unavailable`.
 async fn auth_request(target: &Target, path: &str, body: Value, expect: u16) -> Result<Value> {
     for attempt in 0..20u64 {
-        let (status, value) = target.call(reqwest::Method::POST, path, None, Some(body.clone())).await?;
+        let (status, value) = target
+            .call(reqwest::Method::POST, path, None, Some(body.clone()))
+            .await?;
         if status == expect {
             return Ok(value);
         }
@@ -217,12 +230,23 @@ pub async fn login(target: &Target, account: &mut Account) -> Result<()> {
 /// Creates a public room owned by `owner`; returns its id.
 pub async fn create_room(target: &Target, owner: &Account, name: &str) -> Result<String> {
     let (status, value) = target
-        .call(reqwest::Method::POST, "/rooms", Some(&owner.access_token), Some(json!({"name": name})))
+        .call(
+            reqwest::Method::POST,
+            "/rooms",
+            Some(&owner.access_token),
+            Some(json!({"name": name})),
+        )
         .await?;
     if status != 201 {
-        return Err(failed(format!("create room {name}: {status} {}", error_code(status, &value))));
+        return Err(failed(format!(
+            "create room {name}: {status} {}",
+            error_code(status, &value)
+        )));
     }
-    value["id"].as_str().map(str::to_owned).ok_or_else(|| failed("create room: no id"))
+    value["id"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| failed("create room: no id"))
 }
 
 /// Makes every account a member of the room (public: joining is enough).
@@ -232,7 +256,9 @@ pub async fn join_room(target: &Target, room: &str, members: &[Account]) -> Resu
         .map(|a| {
             let path = path.clone();
             async move {
-                let (status, value) = target.call(reqwest::Method::POST, &path, Some(&a.access_token), None).await?;
+                let (status, value) = target
+                    .call(reqwest::Method::POST, &path, Some(&a.access_token), None)
+                    .await?;
                 if status == 200 {
                     Ok(())
                 } else {
@@ -252,9 +278,14 @@ pub async fn last_seq(target: &Target, token: &str, room: &str) -> Result<u64> {
         .call(reqwest::Method::GET, &format!("/rooms/{room}"), Some(token), None)
         .await?;
     if status != 200 {
-        return Err(failed(format!("get room {room}: {status} {}", error_code(status, &value))));
+        return Err(failed(format!(
+            "get room {room}: {status} {}",
+            error_code(status, &value)
+        )));
     }
-    value["last_seq"].as_u64().ok_or_else(|| failed("get room: no last_seq"))
+    value["last_seq"]
+        .as_u64()
+        .ok_or_else(|| failed("get room: no last_seq"))
 }
 
 /// What `--cleanup` removes: rooms are archived by their owner (`chatd room delete` purges
@@ -263,7 +294,12 @@ pub async fn cleanup(target: &Target, rooms: &[(String, Account)], accounts: &[A
     let mut failures = 0usize;
     for (room, owner) in rooms {
         let (status, _) = target
-            .call(reqwest::Method::DELETE, &format!("/rooms/{room}"), Some(&owner.access_token), None)
+            .call(
+                reqwest::Method::DELETE,
+                &format!("/rooms/{room}"),
+                Some(&owner.access_token),
+                None,
+            )
             .await?;
         if status != 204 {
             failures += 1;
@@ -370,7 +406,11 @@ pub fn errors_cell(errors: &Errors) -> String {
     if errors.is_empty() {
         return "0".into();
     }
-    errors.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+    errors
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// This process's CPU time (user + system) so far.

@@ -26,11 +26,17 @@ pub fn read(input: &Path) -> Result<Vec<LoadReport>> {
         points.push(report);
     }
     if points.is_empty() {
-        return Err(BenchError::Usage(format!("{}: no fanout results in it", input.display())));
+        return Err(BenchError::Usage(format!(
+            "{}: no fanout results in it",
+            input.display()
+        )));
     }
     points.sort_by(|a, b| a.deliveries_per_sec.total_cmp(&b.deliveries_per_sec));
     Ok(points)
 }
+
+/// A line of the chart: its name, colour and the value it takes from a result.
+type Series = (&'static str, RGBColor, fn(&LoadReport) -> f64);
 
 /// Draws the chart into `out`.
 pub fn draw(points: &[LoadReport], out: &Path) -> Result<()> {
@@ -56,7 +62,7 @@ pub fn draw(points: &[LoadReport], out: &Path) -> Result<()> {
         .y_desc("latency (ms)")
         .draw()
         .map_err(|e| err(&e))?;
-    let series: [(&str, RGBColor, fn(&LoadReport) -> f64); 3] = [
+    let series: [Series; 3] = [
         ("p50", BLUE, |p| p.deliver_ms.p50),
         ("p99", RGBColor(230, 120, 0), |p| p.deliver_ms.p99),
         ("p99.9", RED, |p| p.deliver_ms.p999),
@@ -71,7 +77,11 @@ pub fn draw(points: &[LoadReport], out: &Path) -> Result<()> {
             .label(name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
         chart
-            .draw_series(points.iter().map(|p| Circle::new((p.deliveries_per_sec, value(p)), 3, color.filled())))
+            .draw_series(
+                points
+                    .iter()
+                    .map(|p| Circle::new((p.deliveries_per_sec, value(p)), 3, color.filled())),
+            )
             .map_err(|e| err(&e))?;
     }
     chart

@@ -27,7 +27,15 @@ pub async fn run(target: &Target, options: &RoomsOptions) -> Result<LoadReport> 
             options.rooms, options.clients
         ));
     }
-    let mut setup = load::setup(target, "rooms", &prefix, options.rooms, options.clients, options.clients).await?;
+    let mut setup = load::setup(
+        target,
+        "rooms",
+        &prefix,
+        options.rooms,
+        options.clients,
+        options.clients,
+    )
+    .await?;
     let step = StepOptions {
         rate: options.rate,
         warmup: options.warmup,

@@ -352,6 +352,7 @@ fn load_table(reports: &[LoadReport], style: Style) -> String {
         "deliveries/s",
         "deliver ms p50/p90/p99/p99.9/max",
         "ack ms p50/p90/p99/p99.9/max",
+        "unanswered",
         "missing",
         "dup",
         "errors",
@@ -367,6 +368,7 @@ fn load_table(reports: &[LoadReport], style: Style) -> String {
             format!("{:.0}", r.deliveries_per_sec),
             r.deliver_ms.cell(),
             r.ack_ms.cell(),
+            r.unanswered.to_string(),
             r.missing.to_string(),
             r.duplicates.to_string(),
             errors_cell(&r.errors),
@@ -391,7 +393,10 @@ fn load_table(reports: &[LoadReport], style: Style) -> String {
 }
 
 fn connections_table(reports: &[ConnectionsReport], style: Style) -> String {
-    let mb = |b: Option<u64>| b.map(|b| format!("{:.1}", b as f64 / 1_048_576.0)).unwrap_or("unknown".into());
+    let mb = |b: Option<u64>| {
+        b.map(|b| format!("{:.1}", b as f64 / 1_048_576.0))
+            .unwrap_or("unknown".into())
+    };
     let mut rows = vec![[
         "count",
         "opened",
@@ -415,7 +420,12 @@ fn connections_table(reports: &[ConnectionsReport], style: Style) -> String {
             r.connect_ms.cell(),
             errors_cell(&r.failures),
             r.dropped.to_string(),
-            format!("{}/{} ({})", mb(r.rss_before_bytes), mb(r.rss_after_bytes), r.rss_source),
+            format!(
+                "{}/{} ({})",
+                mb(r.rss_before_bytes),
+                mb(r.rss_after_bytes),
+                r.rss_source
+            ),
             r.rss_per_connection_bytes
                 .map(|b| format!("{:.1}", b / 1024.0))
                 .unwrap_or("unknown".into()),
@@ -429,9 +439,15 @@ fn login_table(reports: &[LoginReport], style: Style) -> String {
     let mut out = String::new();
     for r in reports {
         let rows = vec![
-            ["concurrency", "logins", "logins/s", "login ms p50/p90/p99/p99.9/max", "errors"]
-                .map(String::from)
-                .to_vec(),
+            [
+                "concurrency",
+                "logins",
+                "logins/s",
+                "login ms p50/p90/p99/p99.9/max",
+                "errors",
+            ]
+            .map(String::from)
+            .to_vec(),
             vec![
                 r.concurrency.to_string(),
                 r.logins.to_string(),
@@ -442,7 +458,10 @@ fn login_table(reports: &[LoginReport], style: Style) -> String {
         ];
         out.push_str(&columns(&rows, style));
         if let (Some(b), Some(d)) = (&r.fanout_baseline, &r.fanout_during) {
-            out.push_str(&format!("\nfan-out alone, then during the login flood:\n{}", gap(style)));
+            out.push_str(&format!(
+                "\nfan-out alone, then during the login flood:\n{}",
+                gap(style)
+            ));
             out.push_str(&load_table(&[b.clone(), d.clone()], style));
             out.push_str(&format!(
                 "{}p99 ratio (during / alone): {} (target ≤ 2)\n",
@@ -512,7 +531,10 @@ fn report(inputs: &[PathBuf], style: Style) -> Result<String, CliError> {
     let mut rest = &values[..];
     while let Some((_, first)) = rest.first() {
         let scenario = first["scenario"].as_str().unwrap_or_default().to_owned();
-        let len = rest.iter().take_while(|(_, v)| v["scenario"] == scenario.as_str()).count();
+        let len = rest
+            .iter()
+            .take_while(|(_, v)| v["scenario"] == scenario.as_str())
+            .count();
         let group = &rest[..len];
         rest = &rest[len..];
         let table = match scenario.as_str() {
