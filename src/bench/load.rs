@@ -54,7 +54,8 @@ pub struct LoadReport {
     /// Intended send time → `ack` received, and → `message` received by a subscriber.
     pub ack_ms: Latency,
     pub deliver_ms: Latency,
-    /// Acked messages a subscriber never received, and receipts beyond the first.
+    /// Acked messages a subscriber had not received when the drain ended (late or lost), and
+    /// receipts beyond the first.
     pub missing: u64,
     pub duplicates: u64,
     /// Deliveries of seqs outside the step's range (another writer in the room).
