@@ -20,7 +20,7 @@ use crate::bench::{self, errors_cell, BenchError, Target};
 #[derive(Debug, Args)]
 #[command(
     long_about = "Drive a running chatd like real clients and measure it. The bench registers its own \
-        accounts and public rooms, named with a run prefix (bench-<6 random chars>-…), so it can run \
+        accounts and public rooms, named with a run prefix (bench-<6 random chars>-...), so it can run \
         against a server in use; --cleanup archives its rooms (by their owner) and deletes its accounts \
         at the end (`chatd room delete ROOM --yes` purges archived rooms for good).\n\n\
         Sends are open-loop: each sender follows a fixed schedule whatever the server answers, and \
@@ -155,7 +155,7 @@ pub struct FanoutArgs {
     #[arg(long, value_name = "S", default_value_t = 10)]
     pub senders: usize,
     /// Messages/s over all senders; a comma list runs a sweep
-    #[arg(long, value_name = "R[,R2…]", value_delimiter = ',', default_value = "100")]
+    #[arg(long, value_name = "R[,R2...]", value_delimiter = ',', default_value = "100")]
     pub rate: Vec<f64>,
 }
 
