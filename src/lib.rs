@@ -5,10 +5,11 @@
 //! service), `users` (validated fields, profiles, administration), `chat` (rooms, membership,
 //! moderation, direct messages, the message service), `http` (the REST API), `ws` (the WebSocket gateway: protocol, hub, connections), `bus`
 //! (how committed changes reach the hub, across processes through PostgreSQL NOTIFY),
-//! `page` (cursor pagination), `text` (what counts as visible text), `app` (state and server lifecycle), `cli` (the `chatd` command).
+//! `page` (cursor pagination), `text` (what counts as visible text), `app` (state and server lifecycle), `cli` (the `chatd` command), `bench` (the load generator behind `chatd bench`).
 
 pub mod app;
 pub mod auth;
+pub mod bench;
 pub mod bus;
 pub mod chat;
 pub mod cli;

@@ -491,6 +491,75 @@ fn examples(roff: &mut Roff, page: &str) {
                 "chatd room set-role staff carol owner",
             ),
         ],
+        "chatd-bench" => &[
+            (
+                "A fan-out sweep against a server started with CHATD_LIMITS__MESSAGES_PER_SEC=0:",
+                "chatd bench fanout --clients 1000 --senders 10 --rate 50,100,150",
+            ),
+            (
+                "The same as JSON lines, then drawn as a chart:",
+                "chatd bench fanout --rate 50,100,150 --json > fanout.json && chatd bench plot --input fanout.json --out fanout.svg",
+            ),
+            (
+                "Remove what a run created (rooms are archived; purge them with chatd room delete):",
+                "chatd bench rooms --rooms 10 --clients 10 --rate 1000 --cleanup",
+            ),
+        ],
+        "chatd-bench-fanout" => &[
+            (
+                "1000 subscribers of one room, 10 of them sending 150 messages/s in total:",
+                "chatd bench fanout --clients 1000 --senders 10 --rate 150",
+            ),
+            (
+                "A sweep over five rates on one setup, as JSON lines:",
+                "chatd bench fanout --clients 1000 --senders 10 --rate 50,100,150,200,250 --json",
+            ),
+        ],
+        "chatd-bench-rooms" => &[(
+            "100 rooms of 10 sockets, 10000 messages/s in total:",
+            "chatd bench rooms --rooms 100 --clients 10 --rate 10000",
+        )],
+        "chatd-bench-connections" => &[
+            (
+                "Hold 10000 idle sockets for 30 s, reading the server's RSS from /proc:",
+                "chatd bench connections --count 10000 --hold 30 --server-pid $(pgrep -x chatd)",
+            ),
+            (
+                "Share 10 accounts among the sockets:",
+                "chatd bench connections --count 2000 --users 10",
+            ),
+        ],
+        "chatd-bench-login" => &[
+            (
+                "32 logins in flight for 10 s:",
+                "chatd bench login --concurrency 32 --duration 10",
+            ),
+            (
+                "Fan-out latency alone, then under the login flood:",
+                "chatd bench login --concurrency 32 --during fanout --clients 1000 --senders 10 --rate 150",
+            ),
+        ],
+        "chatd-bench-history" => &[
+            (
+                "Seed a room with a million messages, then time 2000 history pages:",
+                "chatd bench history --messages 1000000 --requests 2000 --concurrency 16",
+            ),
+            (
+                "Reuse the room seeded before:",
+                "chatd bench history --messages 1000000 --requests 2000 --room 0b9d6c1e-5f0e-4c3a-9d57-2f1e8c4b7a10",
+            ),
+        ],
+        "chatd-bench-report" => &[
+            ("Saved results as tables:", "chatd bench report --input fanout.json rooms.json"),
+            (
+                "The same as Markdown, for a document:",
+                "chatd bench report --input fanout.json --markdown >> docs/benchmarks.md",
+            ),
+        ],
+        "chatd-bench-plot" => &[(
+            "Draw a fan-out sweep:",
+            "chatd bench plot --input fanout.json --out docs/bench-fanout.svg",
+        )],
         "chatd-completions" => &[
             (
                 "Load completions in the current bash:",

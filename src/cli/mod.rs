@@ -5,6 +5,7 @@
 //! taken…); 2 usage or configuration error (bad flag, bad config key, invalid input such as
 //! a too-short password). Errors are one line on stderr: `chatd: error: …`.
 
+mod bench;
 mod completions;
 mod man;
 mod migrate;
@@ -61,6 +62,8 @@ pub enum Command {
     User(user::UserArgs),
     /// Manage rooms and their members directly in the database
     Room(room::RoomArgs),
+    /// Load-test a running chatd: fan-out, many rooms, idle connections, logins, history
+    Bench(bench::BenchArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions(completions::CompletionsArgs),
     /// Write the manual pages into a directory (for packagers and developers)
@@ -220,6 +223,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
     match &cli.command {
         Command::Completions(args) => return completions::run(args),
         Command::Man(args) => return man::run(args),
+        // A client of a running server: no configuration, no database.
+        Command::Bench(args) => return bench::run(args),
         _ => {}
     }
     let mut config = Config::load(cli.config.as_deref())?;
@@ -255,7 +260,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             Command::User(args) => user::run(config, args, password, signals).await,
             Command::Room(args) => room::run(config, args, signals).await,
             // Handled above, before the configuration was read.
-            Command::Completions(_) | Command::Man(_) => Ok(()),
+            Command::Completions(_) | Command::Man(_) | Command::Bench(_) => Ok(()),
         }
     })
 }
