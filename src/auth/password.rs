@@ -126,9 +126,7 @@ impl PasswordHasher {
         pool.spawn(move || {
             let _ = done.send(job());
         });
-        result
-            .await
-            .map_err(|_| Error::Internal("hashing job failed".into()))
+        result.await.map_err(|_| Error::Internal("hashing job failed".into()))
     }
 }
 

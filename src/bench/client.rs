@@ -42,7 +42,8 @@ pub async fn connect(target: &Target, token: &str, local: Option<IpAddr>) -> std
     let work = async {
         let mut ws = match local {
             None => {
-                tokio_tungstenite::connect_async(request)
+                // Nagle off, as the server does: a frame goes out when written.
+                tokio_tungstenite::connect_async_with_config(request, None, true)
                     .await
                     .map_err(|e| connect_error(&e))?
                     .0

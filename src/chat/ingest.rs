@@ -29,7 +29,9 @@ use super::types::{ClientMsgId, MessageBody};
 use super::{room_not_found, Actor, Chat, MessageView};
 use crate::db::messages::{self, MessageRecord, NewMessages};
 use crate::db::rooms::{self, RoomAccess};
+use crate::db::Db;
 use crate::error::{Error, Result};
+use tokio_postgres::Statement;
 
 /// Writers; a room's messages always go to the same one.
 const SHARDS: usize = 4;
@@ -140,12 +142,22 @@ impl Chat {
     /// One writer: stores batches until the queue closes.
     async fn write(self, mut queue: mpsc::Receiver<Pending>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut session: Option<Session> = None;
         while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-            self.commit_batch(std::mem::take(&mut batch)).await;
+            if session.as_ref().is_none_or(|s| s.client.is_closed()) {
+                session = match Session::open(&self.db).await {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        tracing::warn!("message writer cannot reach the database: {e}");
+                        None
+                    }
+                };
+            }
+            self.commit_batch(session.as_mut(), std::mem::take(&mut batch)).await;
         }
     }
 
-    async fn commit_batch(&self, batch: Vec<Pending>) {
+    async fn commit_batch(&self, session: Option<&mut Session>, batch: Vec<Pending>) {
         // A second message with the same client_msg_id in one batch is answered after the
         // first is stored, on its own: it finds the original.
         let mut ids = HashSet::new();
@@ -154,9 +166,10 @@ impl Chat {
                 .as_ref()
                 .is_none_or(|c| ids.insert((p.author, c.as_str().to_owned())))
         });
-        let started = std::time::Instant::now();
-        let stored = self.store_batch(&batch).await;
-        tracing::trace!(messages = batch.len(), ms = started.elapsed().as_secs_f64() * 1e3, "batch");
+        let stored = match session {
+            Some(session) => session.store_batch(&batch).await,
+            None => Err(Failed::Before(Error::Unavailable("no database connection".into()))),
+        };
         match stored {
             Ok(outcomes) => {
                 for posted in outcomes.iter().flatten() {
@@ -202,15 +215,46 @@ impl Chat {
         }
         let _ = pending.reply.send(posted);
     }
+}
+
+/// A writer's own connection (outside the pool, so its statements are prepared once).
+struct Session {
+    client: tokio_postgres::Client,
+    statements: Statements,
+}
+
+struct Statements {
+    lock: Statement,
+    access: Statement,
+    originals: Statement,
+    insert: Statement,
+}
+
+impl Session {
+    async fn open(db: &Db) -> Result<Self> {
+        let (client, connection) = db.connect_dedicated().await?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("message writer connection ended: {e}");
+            }
+        });
+        let statements = Statements {
+            lock: client.prepare(rooms::LOCK_MANY_SQL).await?,
+            access: client.prepare(&rooms::access_many_sql()).await?,
+            originals: client.prepare(&messages::by_client_msg_ids_sql()).await?,
+            insert: client.prepare(messages::INSERT_MANY_SQL).await?,
+        };
+        Ok(Self { client, statements })
+    }
 
     /// Stores a batch in one transaction; one outcome per message, in order.
     ///
     /// Four round trips whatever the batch's size: `BEGIN`; the rooms' locks, access and
     /// earlier messages with the same ids, sent together (each statement still runs after the
     /// one before, so access is read once the locks are held); the insert; `COMMIT`.
-    async fn store_batch(&self, batch: &[Pending]) -> Result<Vec<Posted>, Failed> {
-        let mut conn = self.db.conn().await.map_err(Failed::Before)?;
-        let tx = conn.transaction().await?;
+    async fn store_batch(&mut self, batch: &[Pending]) -> Result<Vec<Posted>, Failed> {
+        let statements = &self.statements;
+        let tx = self.client.transaction().await?;
         let mut locked: Vec<Uuid> = batch.iter().map(|p| p.room).collect();
         locked.sort_unstable();
         locked.dedup();
@@ -220,13 +264,16 @@ impl Chat {
             .filter_map(|p| Some((p.author, p.client_msg_id.as_ref()?.as_str())))
             .unzip();
         let ((), rows, originals) = tokio::try_join!(
-            rooms::lock_many(&tx, &locked),
-            rooms::access_many(&tx, &room_ids, &authors),
+            async {
+                tx.execute(&statements.lock, &[&locked]).await?;
+                Ok(())
+            },
+            rooms::access_many(&tx, &statements.access, &room_ids, &authors),
             async {
                 if cmids.is_empty() {
                     return Ok(Vec::new());
                 }
-                messages::by_client_msg_ids(&tx, &cmid_authors, &cmids).await
+                messages::by_client_msg_ids(&tx, &statements.originals, &cmid_authors, &cmids).await
             },
         )?;
 
@@ -277,12 +324,13 @@ impl Chat {
             new.rooms.push(p.room);
             new.authors.push(p.author);
             new.bodies.push(p.body.as_str());
-            new.client_msg_ids.push(p.client_msg_id.as_ref().map(ClientMsgId::as_str));
+            new.client_msg_ids
+                .push(p.client_msg_id.as_ref().map(ClientMsgId::as_str));
         }
         let stored = if fresh.is_empty() {
             Vec::new()
         } else {
-            messages::insert_many(&tx, &new).await?
+            messages::insert_many(&tx, &statements.insert, &new).await?
         };
         if stored.len() != fresh.len() {
             return Err(Failed::Before(Error::Internal(format!(
@@ -291,9 +339,7 @@ impl Chat {
                 fresh.len()
             ))));
         }
-        tx.commit()
-            .await
-            .map_err(|e| Failed::AtCommit(Error::from(e)))?;
+        tx.commit().await.map_err(|e| Failed::AtCommit(Error::from(e)))?;
 
         let mut views: HashMap<usize, MessageView> = fresh
             .iter()

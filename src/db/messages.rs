@@ -3,8 +3,7 @@
 //! of concurrent senders: the room row's lock orders them, and a rollback returns the seq.
 
 use time::OffsetDateTime;
-use tokio_postgres::types::Type;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::{GenericClient, Row, Statement};
 use uuid::Uuid;
 
 #[derive(Debug, Clone)]
@@ -89,62 +88,64 @@ pub struct NewMessages<'a> {
     pub client_msg_ids: Vec<Option<&'a str>>,
 }
 
-/// Stores several messages with one statement: each room's seqs are taken from its `last_seq`
+/// Stores several messages with one statement (`$1` ids, `$2` rooms, `$3` authors, `$4` bodies,
+/// `$5` client_msg_ids; prepared once by the message writers, run with [`insert_many`]): each room's seqs are taken from its `last_seq`
 /// in posting order, the messages inserted, and each author's read marker moved to their last
 /// one. Returns `(seq, created_at)` per message, in order. The rooms must be locked. A
 /// `client_msg_id` already used is an error (a unique violation): the caller looked for
 /// repeats under the rooms' locks, so only another node can have raced it.
+pub const INSERT_MANY_SQL: &str = "WITH t AS ( \
+       SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[]) \
+         WITH ORDINALITY AS t(id, room_id, author_id, body, client_msg_id, ord)), \
+     counts AS (SELECT room_id, count(*) AS n FROM t GROUP BY room_id), \
+     taken AS ( \
+       UPDATE rooms r SET last_seq = r.last_seq + counts.n FROM counts WHERE r.id = counts.room_id \
+       RETURNING r.id, r.last_seq - counts.n AS base), \
+     stored AS ( \
+       INSERT INTO messages (id, room_id, seq, author_id, body, client_msg_id) \
+       SELECT t.id, t.room_id, taken.base + row_number() OVER (PARTITION BY t.room_id ORDER BY t.ord), \
+              t.author_id, t.body, t.client_msg_id \
+       FROM t JOIN taken ON taken.id = t.room_id \
+       RETURNING id, room_id, author_id, seq, created_at), \
+     marked AS ( \
+       UPDATE room_members m SET last_read_seq = greatest(m.last_read_seq, last.seq) \
+       FROM (SELECT room_id, author_id, max(seq) AS seq FROM stored GROUP BY room_id, author_id) last \
+       WHERE m.room_id = last.room_id AND m.user_id = last.author_id) \
+     SELECT stored.seq, stored.created_at FROM stored JOIN t ON t.id = stored.id ORDER BY t.ord";
+
+/// Runs [`INSERT_MANY_SQL`].
 pub async fn insert_many(
     c: &impl GenericClient,
+    statement: &Statement,
     new: &NewMessages<'_>,
 ) -> Result<Vec<(i64, OffsetDateTime)>, tokio_postgres::Error> {
     let rows = c
-        .query_typed(
-            "WITH t AS ( \
-               SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[]) \
-                 WITH ORDINALITY AS t(id, room_id, author_id, body, client_msg_id, ord)), \
-             counts AS (SELECT room_id, count(*) AS n FROM t GROUP BY room_id), \
-             taken AS ( \
-               UPDATE rooms r SET last_seq = r.last_seq + counts.n FROM counts WHERE r.id = counts.room_id \
-               RETURNING r.id, r.last_seq - counts.n AS base), \
-             stored AS ( \
-               INSERT INTO messages (id, room_id, seq, author_id, body, client_msg_id) \
-               SELECT t.id, t.room_id, taken.base + row_number() OVER (PARTITION BY t.room_id ORDER BY t.ord), \
-                      t.author_id, t.body, t.client_msg_id \
-               FROM t JOIN taken ON taken.id = t.room_id \
-               RETURNING id, room_id, author_id, seq, created_at), \
-             marked AS ( \
-               UPDATE room_members m SET last_read_seq = greatest(m.last_read_seq, last.seq) \
-               FROM (SELECT room_id, author_id, max(seq) AS seq FROM stored GROUP BY room_id, author_id) last \
-               WHERE m.room_id = last.room_id AND m.user_id = last.author_id) \
-             SELECT stored.seq, stored.created_at FROM stored JOIN t ON t.id = stored.id ORDER BY t.ord",
-            &[
-                (&new.ids, Type::UUID_ARRAY),
-                (&new.rooms, Type::UUID_ARRAY),
-                (&new.authors, Type::UUID_ARRAY),
-                (&new.bodies, Type::TEXT_ARRAY),
-                (&new.client_msg_ids, Type::TEXT_ARRAY),
-            ],
+        .query(
+            statement,
+            &[&new.ids, &new.rooms, &new.authors, &new.bodies, &new.client_msg_ids],
         )
         .await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-/// The messages authors sent with these client_msg_ids (`authors[i]` with `ids[i]`), with their
-/// author's id.
-pub async fn by_client_msg_ids(
-    c: &impl GenericClient,
-    authors: &[Uuid],
-    ids: &[&str],
-) -> Result<Vec<(Uuid, MessageRecord)>, tokio_postgres::Error> {
-    let sql = format!(
+/// The messages authors sent with these client_msg_ids (`$1` authors, `$2` ids, pairwise), with
+/// their author's id: prepared once by the message writers, run with [`by_client_msg_ids`].
+pub fn by_client_msg_ids_sql() -> String {
+    format!(
         "SELECT {COLUMNS}, m.author_id {FROM} \
          JOIN unnest($1::uuid[], $2::text[]) AS t(author_id, client_msg_id) \
            ON m.author_id = t.author_id AND m.client_msg_id = t.client_msg_id"
-    );
-    let rows = c
-        .query_typed(&sql, &[(&authors, Type::UUID_ARRAY), (&ids, Type::TEXT_ARRAY)])
-        .await?;
+    )
+}
+
+/// Runs [`by_client_msg_ids_sql`].
+pub async fn by_client_msg_ids(
+    c: &impl GenericClient,
+    statement: &Statement,
+    authors: &[Uuid],
+    ids: &[&str],
+) -> Result<Vec<(Uuid, MessageRecord)>, tokio_postgres::Error> {
+    let rows = c.query(statement, &[&authors, &ids]).await?;
     Ok(rows
         .iter()
         .filter_map(|r| Some((r.get(9), MessageRecord::from_row_at(r, 0)?)))

@@ -2,8 +2,7 @@
 //! `chat::access`, from the `RoomAccess` row read here.
 
 use time::OffsetDateTime;
-use tokio_postgres::types::Type;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::{GenericClient, Row, Statement};
 use uuid::Uuid;
 
 use super::messages::{MessageRecord, UNREAD_CAP};
@@ -68,23 +67,26 @@ pub async fn access(
     }))
 }
 
-/// [`access`] for many `(room, user)` pairs at once: `(index into the pairs, access)` for each
-/// pair whose room exists.
-pub async fn access_many(
-    c: &impl GenericClient,
-    rooms: &[Uuid],
-    users: &[Uuid],
-) -> Result<Vec<(usize, RoomAccess)>, tokio_postgres::Error> {
-    let sql = format!(
+/// [`access`] for many `(room, user)` pairs at once (`$1` rooms, `$2` users): prepared once
+/// by the message writers, run with [`access_many`].
+pub fn access_many_sql() -> String {
+    format!(
         "SELECT {ROOM_COLUMNS}, m.role, m.last_read_seq, \
                 EXISTS (SELECT 1 FROM room_bans b WHERE b.room_id = r.id AND b.user_id = t.user_id), t.i \
          FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS t(room_id, user_id, i) \
          JOIN rooms r ON r.id = t.room_id \
          LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = t.user_id"
-    );
-    let rows = c
-        .query_typed(&sql, &[(&rooms, Type::UUID_ARRAY), (&users, Type::UUID_ARRAY)])
-        .await?;
+    )
+}
+
+/// Runs [`access_many_sql`]: `(index into the pairs, access)` for each pair whose room exists.
+pub async fn access_many(
+    c: &impl GenericClient,
+    statement: &Statement,
+    rooms: &[Uuid],
+    users: &[Uuid],
+) -> Result<Vec<(usize, RoomAccess)>, tokio_postgres::Error> {
+    let rows = c.query(statement, &[&rooms, &users]).await?;
     Ok(rows
         .iter()
         .map(|r| {
@@ -100,16 +102,9 @@ pub async fn access_many(
         .collect())
 }
 
-/// [`lock`] for several rooms, taken in id order so that two transactions locking several rooms
-/// cannot deadlock each other.
-pub async fn lock_many(c: &impl GenericClient, rooms: &[Uuid]) -> Result<(), tokio_postgres::Error> {
-    c.query_typed(
-        "SELECT 1 FROM rooms WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
-        &[(&rooms, Type::UUID_ARRAY)],
-    )
-    .await?;
-    Ok(())
-}
+/// [`lock`] for several rooms (`$1`), taken in id order so that two transactions locking
+/// several rooms cannot deadlock each other.
+pub const LOCK_MANY_SQL: &str = "SELECT 1 FROM rooms WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE";
 
 /// Takes the room row's lock until the transaction ends: membership changes and message
 /// inserts on one room are serialized by it. `NO KEY UPDATE` leaves foreign-key checks
