@@ -5,9 +5,10 @@
 //! flush per message. Instead each message goes to one of [`SHARDS`] writers, chosen by its
 //! room, and a writer stores everything that waits for it (up to [`MAX_BATCH`]) in one
 //! transaction: rooms locked in id order, access and `client_msg_id` repeats checked for the
-//! whole batch with one query each, seqs taken per room with one `UPDATE`, the messages stored
-//! with one `INSERT`. While one batch commits the next one gathers, so the batch grows with
-//! the load and a lone message still commits at once.
+//! whole batch with one query each (the three sent together), then one statement takes each
+//! room's seqs, inserts the messages and moves the authors' read markers. Each writer has a
+//! connection of its own with these statements prepared once. While one batch commits the
+//! next one gathers, so the batch grows with the load and a lone message still commits at once.
 //!
 //! A room always goes to the same writer, so its messages are stored in the order they were
 //! posted (one connection's messages keep theirs), and writers never wait on each other's

@@ -1,6 +1,7 @@
 //! The `messages` table. A message's `seq` is taken from its room's `last_seq` in the
-//! transaction that stores it (`next_seq` then `insert`), so seqs are gapless under any number
-//! of concurrent senders: the room row's lock orders them, and a rollback returns the seq.
+//! transaction that stores it, so seqs are gapless under any number of concurrent senders: the
+//! room row's lock orders them, and a rollback returns the seqs. New messages are stored in
+//! batches (`insert_many`, see `chat::ingest`); `next_seq` + `insert` store one on its own.
 
 use time::OffsetDateTime;
 use tokio_postgres::{GenericClient, Row, Statement};
