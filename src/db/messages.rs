@@ -4,6 +4,7 @@
 //! batches (`insert_many`, see `chat::ingest`); `next_seq` + `insert` store one on its own.
 
 use time::OffsetDateTime;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{GenericClient, Row, Statement};
 use uuid::Uuid;
 
@@ -195,7 +196,8 @@ pub async fn history(
         HistoryPage::After(seq) => ("m.seq > $2", "ASC", seq),
     };
     let sql = format!("SELECT {COLUMNS} {FROM} WHERE m.room_id = $1 AND {cond} ORDER BY m.seq {order} LIMIT $3");
-    Ok(records(&c.query(&sql, &[&room, &bound, &limit]).await?))
+    let params: [(&(dyn ToSql + Sync), Type); 3] = [(&room, Type::UUID), (&bound, Type::INT8), (&limit, Type::INT8)];
+    Ok(records(&c.query_typed(&sql, &params).await?))
 }
 
 pub async fn edit(c: &impl GenericClient, id: Uuid, body: &str) -> Result<(), tokio_postgres::Error> {

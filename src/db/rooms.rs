@@ -2,6 +2,7 @@
 //! `chat::access`, from the `RoomAccess` row read here.
 
 use time::OffsetDateTime;
+use tokio_postgres::types::Type;
 use tokio_postgres::{GenericClient, Row, Statement};
 use uuid::Uuid;
 
@@ -58,7 +59,9 @@ pub async fn access(
          FROM rooms r LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $2 \
          WHERE r.id = $1"
     );
-    let row = c.query_opt(&sql, &[&room_id, &user]).await?;
+    let row = c
+        .query_typed_opt(&sql, &[(&room_id, Type::UUID), (&user, Type::UUID)])
+        .await?;
     Ok(row.map(|r| RoomAccess {
         room: RoomRecord::from(&r),
         role: r.get(ROOM_WIDTH),

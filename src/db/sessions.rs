@@ -1,6 +1,7 @@
 //! The `sessions` and `refresh_tokens` tables.
 
 use time::OffsetDateTime;
+use tokio_postgres::types::Type;
 use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
@@ -71,12 +72,12 @@ pub async fn state(
     user_id: Uuid,
 ) -> Result<Option<SessionState>, tokio_postgres::Error> {
     let row = c
-        .query_opt(
+        .query_typed_opt(
             "SELECT u.username, u.is_admin, s.revoked_at IS NOT NULL, s.expires_at < now(), \
                     u.disabled_at IS NOT NULL, s.last_used_at < now() - interval '60 seconds' \
              FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.id = $1 AND s.user_id = $2",
-            &[&session_id, &user_id],
+            &[(&session_id, Type::UUID), (&user_id, Type::UUID)],
         )
         .await?;
     Ok(row.map(|r| SessionState {
