@@ -132,7 +132,8 @@ impl From<tokio_postgres::Error> for Failed {
     }
 }
 
-fn reused() -> Error {
+/// A `client_msg_id` already used by this author for a message in another room (a client bug).
+pub(super) fn client_msg_id_reused() -> Error {
     Error::conflict(
         "client_msg_id_reused",
         "this client_msg_id was already used for a message in another room",
@@ -306,7 +307,7 @@ impl Session {
                         return Ok(Some(if m.room_id == pending.room {
                             Ok((MessageView::from(m.clone()), false))
                         } else {
-                            Err(reused())
+                            Err(client_msg_id_reused())
                         }));
                     }
                     a.writable()?;

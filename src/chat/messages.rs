@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::access::{self, Action};
-use super::ingest::{Pending, Receipt};
+use super::ingest::{client_msg_id_reused, Pending, Receipt};
 use super::types::{ClientMsgId, MessageBody};
 use super::{Actor, Chat, Page, MESSAGES_LIMIT};
 use crate::bus::{self, Event};
@@ -185,10 +185,7 @@ impl Chat {
         cmid: &ClientMsgId,
     ) -> Result<Option<MessageView>> {
         match messages::by_client_msg_id(c, author, cmid.as_str()).await? {
-            Some(m) if m.room_id != room_id => Err(Error::conflict(
-                "client_msg_id_reused",
-                "this client_msg_id was already used for a message in another room",
-            )),
+            Some(m) if m.room_id != room_id => Err(client_msg_id_reused()),
             other => Ok(other.map(MessageView::from)),
         }
     }
