@@ -31,10 +31,30 @@ pub struct Claims {
     pub iss: String,
 }
 
+/// The audience of operator tokens: the admin API only.
+const OPERATOR_AUDIENCE: &str = "chatd-admin";
+/// The subject of operator tokens. Not a user id, so an operator token is never a user's.
+const OPERATOR_SUBJECT: &str = "operator";
+/// How long a minted operator token lasts; `chatd tui` mints a new one as it reconnects.
+pub const OPERATOR_TOKEN_TTL_SECS: u64 = 300;
+
+/// A token for the admin API minted by whoever holds the signing secret (`chatd tui` on the
+/// server's own machine): no user, no session, audience `chatd-admin`. User routes refuse it
+/// (its subject is not a user id); admin routes accept it as the operator.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct OperatorClaims {
+    sub: String,
+    aud: String,
+    iat: u64,
+    exp: u64,
+    iss: String,
+}
+
 pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    operator_validation: Validation,
     issuer: String,
     access_ttl_secs: u64,
 }
@@ -45,10 +65,15 @@ impl TokenKeys {
         validation.set_issuer(&[issuer]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
         validation.leeway = 5;
+        let mut operator_validation = validation.clone();
+        operator_validation.set_audience(&[OPERATOR_AUDIENCE]);
+        operator_validation.sub = Some(OPERATOR_SUBJECT.into());
+        operator_validation.set_required_spec_claims(&["exp", "iat", "iss", "sub", "aud"]);
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            operator_validation,
             issuer: issuer.to_string(),
             access_ttl_secs,
         }
@@ -85,13 +110,49 @@ impl TokenKeys {
     pub fn verify(&self, token: &str) -> Result<Claims, Error> {
         decode::<Claims>(token, &self.decoding, &self.validation)
             .map(|d| d.claims)
-            .map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => {
-                    Error::unauthorized("token_expired", "the access token has expired; refresh it")
-                }
-                _ => Error::unauthorized("invalid_token", "the access token is not valid"),
-            })
+            .map_err(token_error)
     }
+
+    /// An operator token for the admin API, valid for `ttl_secs`.
+    pub fn issue_operator(&self, ttl_secs: u64) -> Result<String, Error> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = OperatorClaims {
+            sub: OPERATOR_SUBJECT.into(),
+            aud: OPERATOR_AUDIENCE.into(),
+            iat: now,
+            exp: now.saturating_add(ttl_secs),
+            iss: self.issuer.clone(),
+        };
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| Error::Internal(format!("signing a token: {e}")))
+    }
+
+    /// Whether `token` is a valid operator token.
+    pub fn verify_operator(&self, token: &str) -> Result<(), Error> {
+        decode::<OperatorClaims>(token, &self.decoding, &self.operator_validation)
+            .map(|_| ())
+            .map_err(token_error)
+    }
+}
+
+fn token_error(e: jsonwebtoken::errors::Error) -> Error {
+    match e.kind() {
+        ErrorKind::ExpiredSignature => Error::unauthorized("token_expired", "the access token has expired; refresh it"),
+        _ => Error::unauthorized("invalid_token", "the access token is not valid"),
+    }
+}
+
+/// Mints an operator token from the configured signing secret, for `chatd tui` run where the
+/// server runs. Never creates a secret: one that does not exist yet cannot be the server's.
+pub fn operator_token(config: &Config) -> anyhow::Result<String> {
+    let generated = config.server.data_dir.join(SECRET_FILE);
+    anyhow::ensure!(
+        config.auth.jwt_secret.is_some() || config.auth.jwt_secret_file.is_some() || generated.exists(),
+        "no signing secret here (auth.jwt_secret, auth.jwt_secret_file or {}): run this on the server's machine with its configuration, or sign in with --username",
+        generated.display()
+    );
+    let keys = TokenKeys::from_config(config)?;
+    Ok(keys.issue_operator(OPERATOR_TOKEN_TTL_SECS)?)
 }
 
 /// A new opaque refresh token and the hash to store.
@@ -124,6 +185,24 @@ fn load_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
         return Ok(s);
     }
     generated_secret(&config.server.data_dir.join(SECRET_FILE))
+}
+
+#[cfg(test)]
+mod operator_tests {
+    use super::*;
+
+    #[test]
+    fn operator_and_user_tokens_are_not_interchangeable() {
+        let keys = TokenKeys::new(&[7u8; 32], "chatd", 900);
+        let operator = keys.issue_operator(60).unwrap();
+        keys.verify_operator(&operator).unwrap();
+        assert!(keys.verify(&operator).is_err(), "an operator token is no user's");
+        let user = keys.issue(Uuid::new_v4(), Uuid::new_v4()).unwrap();
+        keys.verify(&user).unwrap();
+        assert!(keys.verify_operator(&user).is_err(), "a user token is no operator's");
+        let other = TokenKeys::new(&[8u8; 32], "chatd", 900);
+        assert!(other.verify_operator(&operator).is_err(), "signed with another secret");
+    }
 }
 
 fn generated_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
