@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use tokio::net::{TcpListener, TcpSocket};
 
+use crate::admin::metrics::Metrics;
+use crate::admin::Node;
 use crate::auth::tokens::TokenKeys;
 use crate::auth::Accounts;
 use crate::bus::{self, Bus};
@@ -30,13 +32,22 @@ pub struct AppState {
     pub db: Db,
     pub config: Arc<Config>,
     pub started_at: Instant,
+    /// This process as the admin API and `/metrics` describe it.
+    pub node: Arc<Node>,
 }
 
 impl AppState {
     pub fn new(config: Arc<Config>, db: Db) -> anyhow::Result<Self> {
+        let bind = config.server.bind;
+        Self::bound(config, db, bind)
+    }
+
+    /// The state of a server listening on `addr`.
+    pub fn bound(config: Arc<Config>, db: Db, addr: SocketAddr) -> anyhow::Result<Self> {
         let tokens = TokenKeys::from_config(&config)?;
         let accounts = Accounts::new(db.clone(), &config, tokens);
-        let hub = Hub::new(db.clone(), config.ws.clone());
+        let node = Arc::new(Node::new(addr, Arc::new(Metrics::new())));
+        let hub = Hub::new(db.clone(), config.ws.clone(), node.metrics.clone());
         Ok(Self {
             accounts,
             chat: Chat::new(db.clone(), Bus::local(hub.clone()), &config.limits),
@@ -44,6 +55,7 @@ impl AppState {
             db,
             config,
             started_at: Instant::now(),
+            node,
         })
     }
 }
@@ -75,7 +87,7 @@ impl Application {
         let listener =
             listen(config.server.bind).with_context(|| format!("cannot listen on {}", config.server.bind))?;
         let addr = listener.local_addr()?;
-        let state = AppState::new(config, db)?;
+        let state = AppState::bound(config, db, addr)?;
         Ok(Self { listener, addr, state })
     }
 
@@ -92,6 +104,7 @@ impl Application {
         let Application { listener, state, .. } = self;
         let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
         let housekeeping = tokio::spawn(housekeeping(state.clone()));
+        let sampler = tokio::spawn(crate::admin::sampler(state.node.clone(), state.hub.clone()));
         let stop_listening = tokio_util::sync::CancellationToken::new();
         let listener_task = tokio::spawn(bus::listen(state.db.clone(), state.hub.clone(), stop_listening.clone()));
         let hub = state.hub.clone();
@@ -123,6 +136,7 @@ impl Application {
             }
         }
         housekeeping.abort();
+        sampler.abort();
         stop_listening.cancel();
         let _ = listener_task.await;
     }

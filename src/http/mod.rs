@@ -4,6 +4,7 @@
 //! method match, no other route is tried and errors keep their precise code.
 
 mod accounts;
+mod admin;
 pub mod error;
 mod health;
 mod members;
@@ -43,6 +44,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = w
         .unify()
         .or(health::routes(&state))
         .unify()
+        .or(admin::routes(&state))
+        .unify()
         .or(crate::ws::routes(&state))
         .unify()
         // Boxed: the nested `Or` types grow with every route, and past a depth rustc's trait
@@ -50,12 +53,14 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = w
         .recover(error::recover)
         .unify()
         .boxed();
+    let metrics = state.node.metrics.clone();
     api.with(warp::reply::with::headers(security_headers()))
         .with(warp::trace(|info| {
             // One span per request; everything logged while handling it carries the id.
             tracing::info_span!("request", id = %uuid::Uuid::new_v4().simple(), method = %info.method(), path = info.path())
         }))
-        .with(warp::log::custom(|info| {
+        .with(warp::log::custom(move |info| {
+            metrics.request(info.path(), info.method().as_str(), info.status().as_u16(), info.elapsed().as_secs_f64());
             tracing::info!(
                 target: "chatd::http",
                 method = %info.method(),
