@@ -78,6 +78,8 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
+    /// `/metrics` on an address of its own (`server.metrics_bind`).
+    metrics_listener: Option<TcpListener>,
     state: AppState,
 }
 
@@ -87,12 +89,26 @@ impl Application {
         let listener =
             listen(config.server.bind).with_context(|| format!("cannot listen on {}", config.server.bind))?;
         let addr = listener.local_addr()?;
+        let metrics_listener = match config.server.metrics_bind {
+            Some(at) => Some(listen(at).with_context(|| format!("cannot listen on {at} (server.metrics_bind)"))?),
+            None => None,
+        };
         let state = AppState::bound(config, db, addr)?;
-        Ok(Self { listener, addr, state })
+        Ok(Self {
+            listener,
+            addr,
+            metrics_listener,
+            state,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where `/metrics` is served when it has an address of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn state(&self) -> &AppState {
@@ -101,7 +117,14 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then drains for at most the grace period.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
-        let Application { listener, state, .. } = self;
+        let Application {
+            listener,
+            metrics_listener,
+            state,
+            ..
+        } = self;
+        let metrics_server = metrics_listener
+            .map(|l| tokio::spawn(warp::serve(crate::http::metrics_only(state.clone())).incoming(l).run()));
         let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
         let housekeeping = tokio::spawn(housekeeping(state.clone()));
         let sampler = tokio::spawn(crate::admin::sampler(state.node.clone(), state.hub.clone()));
@@ -137,6 +160,9 @@ impl Application {
         }
         housekeeping.abort();
         sampler.abort();
+        if let Some(m) = metrics_server {
+            m.abort();
+        }
         stop_listening.cancel();
         let _ = listener_task.await;
     }

@@ -98,10 +98,6 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = wa
         .and(with_state(state))
         .then(stream)
         .map(reply);
-    let metrics = warp::path!("metrics")
-        .and(warp::get())
-        .and(with_state(state))
-        .map(metrics);
     stats
         .or(connections)
         .unify()
@@ -117,8 +113,26 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = wa
         .unify()
         .or(stream)
         .unify()
-        .or(metrics)
-        .unify()
+}
+
+/// `GET /metrics`, when this listener serves it (`served_here`): on the main listener unless
+/// `server.metrics_bind` gives it one of its own.
+pub fn metrics_route(
+    state: &AppState,
+    served_here: bool,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("metrics")
+        .and(warp::get())
+        .and_then(move || async move {
+            if served_here {
+                Ok(())
+            } else {
+                Err(warp::reject::not_found())
+            }
+        })
+        .untuple_one()
+        .and(with_state(state))
+        .map(metrics)
 }
 
 /// Who is administering.

@@ -46,6 +46,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = w
         .unify()
         .or(admin::routes(&state))
         .unify()
+        .or(admin::metrics_route(&state, state.config.server.metrics_bind.is_none()))
+        .unify()
         .or(crate::ws::routes(&state))
         .unify()
         // Boxed: the nested `Or` types grow with every route, and past a depth rustc's trait
@@ -69,6 +71,11 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = w
                 ms = info.elapsed().as_secs_f64() * 1000.0,
             )
         }))
+}
+
+/// What a separate metrics listener (`server.metrics_bind`) serves: `/metrics` alone.
+pub fn metrics_only(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone {
+    admin::metrics_route(&state, true).recover(error::recover).unify()
 }
 
 fn security_headers() -> HeaderMap {

@@ -341,3 +341,28 @@ async fn metrics_parse_as_prometheus_text_and_count_a_sent_message() {
     );
     assert!(!after.contains(&room), "no room id in labels");
 }
+
+#[tokio::test]
+async fn metrics_can_have_an_address_of_their_own() {
+    let app = TestApp::spawn_with(|c| c.server.metrics_bind = Some("127.0.0.1:0".parse().unwrap())).await;
+    let (status, body) = app.call("GET", "/metrics", None, None).await;
+    assert_eq!((status, code(&body)), (404, "not_found"), "not on the main listener");
+    let at = app.metrics_addr.expect("a metrics listener");
+    let text = app
+        .http
+        .get(format!("http://{at}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(sample(&text, "chatd_ws_connections"), 0.0);
+    let res = app
+        .http
+        .get(format!("http://{at}/api/v1/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404, "the metrics listener serves nothing else");
+}
