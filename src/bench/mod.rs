@@ -132,6 +132,23 @@ impl Target {
         let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Ok((status, value))
     }
+
+    /// `call`, which must answer `expect`; any other status is an error naming `what`.
+    pub async fn call_expect(
+        &self,
+        what: &str,
+        expect: u16,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Result<Value> {
+        let (status, value) = self.call(method, path, token, body).await?;
+        if status != expect {
+            return Err(failed(format!("{what}: {status} {}", error_code(status, &value))));
+        }
+        Ok(value)
+    }
 }
 
 /// The code of an error body (`{"error": {"code": …}}`), or the status.
@@ -229,20 +246,16 @@ pub async fn login(target: &Target, account: &mut Account) -> Result<()> {
 
 /// Creates a public room owned by `owner`; returns its id.
 pub async fn create_room(target: &Target, owner: &Account, name: &str) -> Result<String> {
-    let (status, value) = target
-        .call(
+    let value = target
+        .call_expect(
+            &format!("create room {name}"),
+            201,
             reqwest::Method::POST,
             "/rooms",
             Some(&owner.access_token),
             Some(json!({"name": name})),
         )
         .await?;
-    if status != 201 {
-        return Err(failed(format!(
-            "create room {name}: {status} {}",
-            error_code(status, &value)
-        )));
-    }
     value["id"]
         .as_str()
         .map(str::to_owned)
@@ -256,14 +269,17 @@ pub async fn join_room(target: &Target, room: &str, members: &[Account]) -> Resu
         .map(|a| {
             let path = path.clone();
             async move {
-                let (status, value) = target
-                    .call(reqwest::Method::POST, &path, Some(&a.access_token), None)
-                    .await?;
-                if status == 200 {
-                    Ok(())
-                } else {
-                    Err(failed(format!("join room: {status} {}", error_code(status, &value))))
-                }
+                target
+                    .call_expect(
+                        "join room",
+                        200,
+                        reqwest::Method::POST,
+                        &path,
+                        Some(&a.access_token),
+                        None,
+                    )
+                    .await
+                    .map(drop)
             }
         })
         .buffer_unordered(32)
@@ -274,15 +290,17 @@ pub async fn join_room(target: &Target, room: &str, members: &[Account]) -> Resu
 
 /// The room's current last seq.
 pub async fn last_seq(target: &Target, token: &str, room: &str) -> Result<u64> {
-    let (status, value) = target
-        .call(reqwest::Method::GET, &format!("/rooms/{room}"), Some(token), None)
+    let path = format!("/rooms/{room}");
+    let value = target
+        .call_expect(
+            &format!("get room {room}"),
+            200,
+            reqwest::Method::GET,
+            &path,
+            Some(token),
+            None,
+        )
         .await?;
-    if status != 200 {
-        return Err(failed(format!(
-            "get room {room}: {status} {}",
-            error_code(status, &value)
-        )));
-    }
     value["last_seq"]
         .as_u64()
         .ok_or_else(|| failed("get room: no last_seq"))

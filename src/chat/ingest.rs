@@ -45,17 +45,29 @@ const QUEUE: usize = 4096;
 /// `client_msg_id`, answered with the original).
 pub type Posted = Result<(MessageView, bool)>;
 
-/// A message waiting to be stored, already validated and charged to its author's send rate.
-pub(super) struct Pending {
+/// A message to store, already validated and charged to its author's send rate.
+pub(super) struct Post {
     pub author: Uuid,
     pub username: String,
     pub room: Uuid,
     pub body: MessageBody,
     pub client_msg_id: Option<ClientMsgId>,
-    pub reply: oneshot::Sender<Posted>,
 }
 
-impl Pending {
+/// A post waiting in a writer's queue, with where its answer goes.
+pub(super) struct Pending {
+    post: Post,
+    reply: oneshot::Sender<Posted>,
+}
+
+impl std::ops::Deref for Pending {
+    type Target = Post;
+    fn deref(&self) -> &Post {
+        &self.post
+    }
+}
+
+impl Post {
     fn actor(&self) -> Actor {
         Actor::User {
             id: self.author,
@@ -98,7 +110,7 @@ pub(super) struct Ingest {
 
 impl Ingest {
     /// Queues a message for its room's writer; waits while that writer's queue is full.
-    pub(super) async fn submit(&self, chat: &Chat, pending: Pending) -> Result<Receipt> {
+    pub(super) async fn submit(&self, chat: &Chat, post: Post) -> Result<Receipt> {
         let shards = self.shards.get_or_init(|| {
             (0..SHARDS)
                 .map(|_| {
@@ -109,9 +121,9 @@ impl Ingest {
                 .collect()
         });
         let (reply, receipt) = oneshot::channel();
-        let shard = (pending.room.as_u64_pair().1 % SHARDS as u64) as usize;
+        let shard = (post.room.as_u64_pair().1 % SHARDS as u64) as usize;
         shards[shard]
-            .send(Pending { reply, ..pending })
+            .send(Pending { post, reply })
             .await
             .map_err(|_| Error::Unavailable("the message writer has stopped".into()))?;
         Ok(Receipt(receipt))

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::access::{self, Action};
-use super::ingest::{client_msg_id_reused, Pending, Receipt};
+use super::ingest::{client_msg_id_reused, Post, Receipt};
 use super::types::{ClientMsgId, MessageBody};
 use super::{Actor, Chat, Page, MESSAGES_LIMIT};
 use crate::bus::{self, Event};
@@ -99,15 +99,14 @@ impl Chat {
         // Every well-formed attempt counts, before any database work: a flood of sends (even
         // refused ones) must cost the database nothing once over the rate.
         self.charge_send(*author)?;
-        let pending = Pending {
+        let post = Post {
             author: *author,
             username: username.clone(),
             room: room_id,
             body,
             client_msg_id,
-            reply: tokio::sync::oneshot::channel().0,
         };
-        self.ingest.submit(self, pending).await
+        self.ingest.submit(self, post).await
     }
 
     /// Stores one message in a transaction of its own (what a batch falls back to).
