@@ -62,7 +62,7 @@ fn fanout(c: &mut Criterion) {
         outbound_queue: 16,
         ..WsConfig::default()
     };
-    let hub = Hub::new(db, config);
+    let hub = Hub::new(db, config, Default::default());
     let room = Uuid::new_v4();
     let mut queues = Vec::with_capacity(SUBSCRIBERS);
     for _ in 0..SUBSCRIBERS {
@@ -72,7 +72,7 @@ fn fanout(c: &mut Criterion) {
             username: "bench".into(),
             is_admin: false,
         };
-        let (conn, mut queue) = hub.connect(&user, |_| ServerFrame::Pong { id: None }.encode());
+        let (conn, mut queue) = hub.connect(&user, Default::default(), |_| ServerFrame::Pong { id: None }.encode());
         hub.subscribe(&conn, room).expect("subscribe");
         let start = Out::Subscribed {
             room,

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use tokio::net::{TcpListener, TcpSocket};
 
+use crate::admin::metrics::Metrics;
+use crate::admin::Node;
 use crate::auth::tokens::TokenKeys;
 use crate::auth::Accounts;
 use crate::bus::{self, Bus};
@@ -30,13 +32,22 @@ pub struct AppState {
     pub db: Db,
     pub config: Arc<Config>,
     pub started_at: Instant,
+    /// This process as the admin API and `/metrics` describe it.
+    pub node: Arc<Node>,
 }
 
 impl AppState {
     pub fn new(config: Arc<Config>, db: Db) -> anyhow::Result<Self> {
+        let bind = config.server.bind;
+        Self::bound(config, db, bind)
+    }
+
+    /// The state of a server listening on `addr`.
+    pub fn bound(config: Arc<Config>, db: Db, addr: SocketAddr) -> anyhow::Result<Self> {
         let tokens = TokenKeys::from_config(&config)?;
         let accounts = Accounts::new(db.clone(), &config, tokens);
-        let hub = Hub::new(db.clone(), config.ws.clone());
+        let node = Arc::new(Node::new(addr, Arc::new(Metrics::new())));
+        let hub = Hub::new(db.clone(), config.ws.clone(), node.metrics.clone());
         Ok(Self {
             accounts,
             chat: Chat::new(db.clone(), Bus::local(hub.clone()), &config.limits),
@@ -44,6 +55,7 @@ impl AppState {
             db,
             config,
             started_at: Instant::now(),
+            node,
         })
     }
 }
@@ -66,6 +78,8 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
+    /// `/metrics` on an address of its own (`server.metrics_bind`).
+    metrics_listener: Option<TcpListener>,
     state: AppState,
 }
 
@@ -75,12 +89,26 @@ impl Application {
         let listener =
             listen(config.server.bind).with_context(|| format!("cannot listen on {}", config.server.bind))?;
         let addr = listener.local_addr()?;
-        let state = AppState::new(config, db)?;
-        Ok(Self { listener, addr, state })
+        let metrics_listener = match config.server.metrics_bind {
+            Some(at) => Some(listen(at).with_context(|| format!("cannot listen on {at} (server.metrics_bind)"))?),
+            None => None,
+        };
+        let state = AppState::bound(config, db, addr)?;
+        Ok(Self {
+            listener,
+            addr,
+            metrics_listener,
+            state,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where `/metrics` is served when it has an address of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn state(&self) -> &AppState {
@@ -89,9 +117,17 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then drains for at most the grace period.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
-        let Application { listener, state, .. } = self;
+        let Application {
+            listener,
+            metrics_listener,
+            state,
+            ..
+        } = self;
+        let metrics_server = metrics_listener
+            .map(|l| tokio::spawn(warp::serve(crate::http::metrics_only(state.clone())).incoming(l).run()));
         let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
         let housekeeping = tokio::spawn(housekeeping(state.clone()));
+        let sampler = tokio::spawn(crate::admin::sampler(state.node.clone(), state.hub.clone()));
         let stop_listening = tokio_util::sync::CancellationToken::new();
         let listener_task = tokio::spawn(bus::listen(state.db.clone(), state.hub.clone(), stop_listening.clone()));
         let hub = state.hub.clone();
@@ -123,6 +159,10 @@ impl Application {
             }
         }
         housekeeping.abort();
+        sampler.abort();
+        if let Some(m) = metrics_server {
+            m.abort();
+        }
         stop_listening.cancel();
         let _ = listener_task.await;
     }

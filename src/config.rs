@@ -60,6 +60,8 @@ pub struct ServerConfig {
     pub max_body_bytes: u64,
     /// How long shutdown waits for in-flight requests before giving up, in seconds.
     pub shutdown_grace_secs: u64,
+    /// A separate address serving `/metrics` alone; unset: `/metrics` is on `bind`.
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -148,6 +150,7 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("./data"),
             max_body_bytes: 64 * 1024,
             shutdown_grace_secs: 10,
+            metrics_bind: None,
         }
     }
 }

@@ -76,6 +76,9 @@ async fn serve(config: &Arc<Config>, database: &Database, mut signals: Signals) 
         env!("CARGO_PKG_VERSION"),
         app.local_addr()
     );
+    if let Some(at) = app.metrics_addr() {
+        tracing::info!("metrics at http://{at}/metrics");
+    }
     // Stops on a signal, or with an error when the embedded cluster is lost for good (a
     // service manager then restarts chatd).
     let (supervisor, lost) = database.supervise();

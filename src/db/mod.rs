@@ -31,6 +31,7 @@ pub struct Db {
     last_error: LastError,
     /// How the pool connects, kept for connections that must not be pooled (`LISTEN`).
     pg: Arc<tokio_postgres::Config>,
+    max_size: u32,
 }
 
 /// The pool's most recent failure to connect, so that "timed out waiting for a connection"
@@ -83,6 +84,7 @@ impl Db {
             pool,
             last_error,
             pg: Arc::new(pg),
+            max_size: size,
         }
     }
 
@@ -128,6 +130,11 @@ impl Db {
 
     pub fn pool_state(&self) -> bb8::State {
         self.pool.state()
+    }
+
+    /// The pool's size limit.
+    pub fn max_size(&self) -> u32 {
+        self.max_size
     }
 }
 

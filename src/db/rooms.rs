@@ -592,3 +592,20 @@ pub async fn unreadable(
         .await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
+
+/// The rooms among `ids` with their member counts, for the admin API (rooms that were
+/// deleted meanwhile are left out).
+pub async fn with_member_counts(
+    c: &impl GenericClient,
+    ids: &[Uuid],
+) -> Result<Vec<(RoomRecord, i64)>, tokio_postgres::Error> {
+    let sql = format!(
+        "SELECT {ROOM_COLUMNS}, (SELECT count(*) FROM room_members m WHERE m.room_id = r.id) \
+         FROM rooms r WHERE r.id = ANY($1)"
+    );
+    Ok(c.query(&sql, &[&ids])
+        .await?
+        .iter()
+        .map(|r| (RoomRecord::from(r), r.get(ROOM_WIDTH)))
+        .collect())
+}

@@ -4,6 +4,7 @@
 //! method match, no other route is tried and errors keep their precise code.
 
 mod accounts;
+mod admin;
 pub mod error;
 mod health;
 mod members;
@@ -43,6 +44,10 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = w
         .unify()
         .or(health::routes(&state))
         .unify()
+        .or(admin::routes(&state))
+        .unify()
+        .or(admin::metrics_route(&state, state.config.server.metrics_bind.is_none()))
+        .unify()
         .or(crate::ws::routes(&state))
         .unify()
         // Boxed: the nested `Or` types grow with every route, and past a depth rustc's trait
@@ -50,12 +55,14 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = w
         .recover(error::recover)
         .unify()
         .boxed();
+    let metrics = state.node.metrics.clone();
     api.with(warp::reply::with::headers(security_headers()))
         .with(warp::trace(|info| {
             // One span per request; everything logged while handling it carries the id.
             tracing::info_span!("request", id = %uuid::Uuid::new_v4().simple(), method = %info.method(), path = info.path())
         }))
-        .with(warp::log::custom(|info| {
+        .with(warp::log::custom(move |info| {
+            metrics.request(info.path(), info.method().as_str(), info.status().as_u16(), info.elapsed().as_secs_f64());
             tracing::info!(
                 target: "chatd::http",
                 method = %info.method(),
@@ -64,6 +71,11 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = w
                 ms = info.elapsed().as_secs_f64() * 1000.0,
             )
         }))
+}
+
+/// What a separate metrics listener (`server.metrics_bind`) serves: `/metrics` alone.
+pub fn metrics_only(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone {
+    admin::metrics_route(&state, true).recover(error::recover).unify()
 }
 
 fn security_headers() -> HeaderMap {

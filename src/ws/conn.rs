@@ -35,7 +35,7 @@ use super::hub::{Conn, Out};
 use super::protocol::{self, ClientFrame, Close, Frame, HelloLimits, HelloUser, ServerFrame};
 use super::Socket;
 use crate::app::AppState;
-use crate::auth::AuthUser;
+use crate::auth::{AuthUser, ClientInfo};
 use crate::chat::{Actor, HistoryPage, MessageView};
 use crate::db::{messages, Db};
 use crate::error::Error;
@@ -52,7 +52,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_ERROR_LINGER: Duration = Duration::from_secs(2);
 
 /// Serves one upgraded connection until it closes.
-pub async fn serve(socket: Socket, state: AppState, user: AuthUser) {
+pub async fn serve(socket: Socket, state: AppState, user: AuthUser, client: ClientInfo) {
     let hub = state.hub.clone();
     let config = hub.config().clone();
     let limits = HelloLimits {
@@ -78,7 +78,7 @@ pub async fn serve(socket: Socket, state: AppState, user: AuthUser) {
         }
         .encode()
     };
-    let (conn, queue) = hub.connect(&user, hello);
+    let (conn, queue) = hub.connect(&user, client, hello);
     let span = tracing::info_span!("ws", conn = conn.id, user = %user.username);
     async move {
         tracing::debug!("connected");
@@ -94,6 +94,8 @@ pub async fn serve(socket: Socket, state: AppState, user: AuthUser) {
             heartbeat: Duration::from_secs(config.heartbeat_secs),
             started,
             last_seen: last_seen.clone(),
+            delivered: 0,
+            metrics: hub.metrics().clone(),
         };
         let writer = tokio::spawn(writer.run(sink, queue).in_current_span());
         let actor = Actor::User {
@@ -106,6 +108,15 @@ pub async fn serve(socket: Socket, state: AppState, user: AuthUser) {
             _ = conn.closing() => {}
         }
         let _ = writer.await;
+        match conn.close_reason() {
+            Some(Close::SlowConsumer) => {
+                hub.metrics().slow_consumer_closes.inc();
+            }
+            Some(Close::ClosedByAdmin(_)) => {
+                hub.metrics().admin_closes.inc();
+            }
+            _ => {}
+        }
         // Gone from the hub (subscriptions, presence) at once; only the socket lingers.
         hub.disconnect(&conn);
         // Keep the socket instead of dropping it at once: closing it with unread input (the
@@ -155,6 +166,8 @@ async fn read(
     let sends = Arc::new(Semaphore::new(SENDS_IN_FLIGHT));
     while let Some(next) = stream.next().await {
         last_seen.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        conn.frames_in.fetch_add(1, Ordering::Relaxed);
+        state.hub.metrics().frames_in.inc();
         let message = match next {
             Ok(m) => m,
             Err(e) => return read_failure(&e),
@@ -358,6 +371,10 @@ struct Writer {
     heartbeat: Duration,
     started: Instant,
     last_seen: Arc<AtomicU64>,
+    /// Live messages written since the last flush, added to the shared counter at flushes
+    /// (one atomic add per burst, not per frame).
+    delivered: u64,
+    metrics: Arc<crate::admin::metrics::Metrics>,
 }
 
 type Sink = futures_util::stream::SplitSink<Socket, Message>;
@@ -406,6 +423,7 @@ impl Writer {
                             self.deliver(&mut sink, out).await?;
                             if queue.is_empty() {
                                 self.io(sink.flush()).await?;
+                                crate::admin::metrics::add(&self.metrics.messages_delivered, std::mem::take(&mut self.delivered));
                             }
                             Ok(true)
                         }
@@ -449,6 +467,7 @@ impl Writer {
     }
 
     async fn write(&self, sink: &mut Sink, frame: Frame) -> Result<(), Stop> {
+        self.conn.frames_out.fetch_add(1, Ordering::Relaxed);
         self.io(sink.feed(Message::Text(frame))).await
     }
 
@@ -475,7 +494,7 @@ impl Writer {
                 }
                 Ok(())
             }
-            Out::Message { room, seq, frame } => {
+            Out::Message { room, seq, frame, at } => {
                 let Some(&cursor) = self.cursors.get(&room) else {
                     return Ok(());
                 };
@@ -487,6 +506,8 @@ impl Writer {
                 if self.cursors.get(&room).is_some_and(|c| seq > *c) {
                     self.write(sink, frame).await?;
                     self.cursors.insert(room, seq);
+                    self.delivered += 1;
+                    self.metrics.delivery_latency.observe(at.elapsed().as_secs_f64());
                 }
                 Ok(())
             }

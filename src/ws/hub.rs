@@ -22,7 +22,8 @@ use uuid::Uuid;
 
 use super::presence::Presence;
 use super::protocol::{Close, Frame, ServerFrame};
-use crate::auth::AuthUser;
+use crate::admin::metrics::Metrics;
+use crate::auth::{AuthUser, ClientInfo};
 use crate::bus::Event;
 use crate::chat::MessageView;
 use crate::config::WsConfig;
@@ -32,8 +33,14 @@ use crate::error::{Error, Result};
 /// What a connection's writer is handed.
 #[derive(Debug)]
 pub enum Out {
-    /// A new message (its `message` frame); delivered in seq order, once.
-    Message { room: Uuid, seq: i64, frame: Frame },
+    /// A new message (its `message` frame); delivered in seq order, once. `at`: when it was
+    /// published (for the delivery-latency histogram).
+    Message {
+        room: Uuid,
+        seq: i64,
+        frame: Frame,
+        at: Instant,
+    },
     /// A room event, delivered while the connection is subscribed to the room; `seq` when it
     /// is about one message (an edit, a delete).
     Room { room: Uuid, seq: Option<i64>, frame: Frame },
@@ -51,6 +58,12 @@ pub struct Conn {
     pub user_id: Uuid,
     pub session_id: Uuid,
     pub username: String,
+    /// Who connected, from where, when (the admin API shows it).
+    pub client: ClientInfo,
+    pub connected_at: time::OffsetDateTime,
+    /// Frames read from the client, and written to it.
+    pub frames_in: AtomicU64,
+    pub frames_out: AtomicU64,
     tx: mpsc::Sender<Out>,
     closing: CancellationToken,
     close: OnceLock<Close>,
@@ -132,7 +145,41 @@ impl Conn {
     pub fn close_reason(&self) -> Option<&Close> {
         self.close.get()
     }
+
+    /// The rooms subscribed to now.
+    pub fn rooms(&self) -> Vec<Uuid> {
+        lock(&self.rooms).keys().copied().collect()
+    }
+
+    /// Frames waiting in the outbound queue, and its size.
+    pub fn queue(&self) -> (usize, usize) {
+        let max = self.tx.max_capacity();
+        (max - self.tx.capacity(), max)
+    }
 }
+
+/// What the hub knows of a room's traffic since this node started (for the admin API).
+#[derive(Debug, Clone)]
+pub struct Activity {
+    /// Messages published.
+    pub total: u64,
+    /// `total` at the last sample, and the rate over the last sample period.
+    sampled: u64,
+    pub per_sec: f64,
+    pub last: Option<time::OffsetDateTime>,
+}
+
+/// A live room as the hub sees it.
+#[derive(Debug, Clone)]
+pub struct LiveRoom {
+    pub id: Uuid,
+    pub subscribers: u64,
+    pub per_sec: f64,
+    pub last_activity: Option<time::OffsetDateTime>,
+}
+
+/// How long a room without subscribers stays "live" after its last message.
+const ACTIVITY_KEPT: Duration = Duration::from_secs(600);
 
 /// The subscribers of one room, by connection id.
 #[derive(Default)]
@@ -150,6 +197,11 @@ pub(super) struct Inner {
     drained: tokio::sync::Notify,
     shutting_down: std::sync::atomic::AtomicBool,
     pub(super) presence: Arc<Presence>,
+    pub(super) metrics: Arc<Metrics>,
+    activity: Mutex<HashMap<Uuid, Activity>>,
+    /// Cancelled when the server starts shutting down (for sockets the hub does not hold,
+    /// such as the admin stream).
+    stopping: CancellationToken,
 }
 
 /// The hub. Cheap to clone.
@@ -165,7 +217,7 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Hub {
-    pub fn new(db: Db, config: WsConfig) -> Self {
+    pub fn new(db: Db, config: WsConfig, metrics: Arc<Metrics>) -> Self {
         let presence_on = config.presence_max_members > 0;
         let hub = Self {
             inner: Arc::new(Inner {
@@ -178,6 +230,9 @@ impl Hub {
                 drained: tokio::sync::Notify::new(),
                 shutting_down: std::sync::atomic::AtomicBool::new(false),
                 presence: Arc::new(Presence::new(presence_on)),
+                metrics,
+                activity: Mutex::default(),
+                stopping: CancellationToken::new(),
             }),
         };
         if presence_on {
@@ -199,7 +254,12 @@ impl Hub {
     /// Registers a new connection; its writer reads the returned queue, which starts with the
     /// `hello` built from the connection's id — queued before anyone can find the connection,
     /// so nothing overtakes it. Call `announce` next.
-    pub fn connect(&self, user: &AuthUser, hello: impl FnOnce(u64) -> Frame) -> (Arc<Conn>, mpsc::Receiver<Out>) {
+    pub fn connect(
+        &self,
+        user: &AuthUser,
+        client: ClientInfo,
+        hello: impl FnOnce(u64) -> Frame,
+    ) -> (Arc<Conn>, mpsc::Receiver<Out>) {
         let (tx, rx) = mpsc::channel(self.inner.config.outbound_queue);
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         // The queue is new and empty: this cannot fail.
@@ -211,6 +271,10 @@ impl Hub {
             user_id: user.user_id,
             session_id: user.session_id,
             username: user.username.clone(),
+            client,
+            connected_at: time::OffsetDateTime::now_utc(),
+            frames_in: AtomicU64::new(0),
+            frames_out: AtomicU64::new(0),
             tx,
             closing: CancellationToken::new(),
             close: OnceLock::new(),
@@ -365,16 +429,30 @@ impl Hub {
 
     /// Fans a committed message out to the room's subscribers.
     pub fn publish_message(&self, message: &MessageView) {
+        self.inner.metrics.messages_received.inc();
+        {
+            let mut activity = lock(&self.inner.activity);
+            let a = activity.entry(message.room_id).or_insert(Activity {
+                total: 0,
+                sampled: 0,
+                per_sec: 0.0,
+                last: None,
+            });
+            a.total += 1;
+            a.last = Some(message.created_at);
+        }
         let subs = self.subscribers(message.room_id);
         if subs.is_empty() {
             return;
         }
         let frame = ServerFrame::Message(message).encode();
+        let at = Instant::now();
         for conn in subs {
             conn.push(Out::Message {
                 room: message.room_id,
                 seq: message.seq,
                 frame: frame.clone(),
+                at,
             });
         }
     }
@@ -457,6 +535,80 @@ impl Hub {
         }
     }
 
+    /// Every open connection, oldest first.
+    pub fn connection_list(&self) -> Vec<Arc<Conn>> {
+        let mut conns = self.all_conns();
+        conns.sort_unstable_by_key(|c| c.id);
+        conns
+    }
+
+    /// Closes connection `id` (an administrator's decision); `false` if there is none.
+    pub fn close_connection(&self, id: u64, why: Close) -> bool {
+        match self.all_conns().into_iter().find(|c| c.id == id) {
+            Some(conn) => {
+                conn.close(why);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Distinct users connected now.
+    pub fn users_online(&self) -> usize {
+        lock(&self.inner.users).len()
+    }
+
+    /// Subscriptions over all connections, and rooms with at least one subscriber.
+    pub fn subscription_counts(&self) -> (usize, usize) {
+        let rooms = lock(&self.inner.rooms);
+        let subs = rooms.values().map(|r| lock(&r.subs).len()).sum();
+        (subs, rooms.len())
+    }
+
+    /// Takes a sample of every room's message rate (call once per `period`), and forgets
+    /// rooms that have neither subscribers nor a message in the last ten minutes.
+    pub fn sample_activity(&self, period: Duration) {
+        let live: HashSet<Uuid> = lock(&self.inner.rooms).keys().copied().collect();
+        let cutoff = time::OffsetDateTime::now_utc() - ACTIVITY_KEPT;
+        let mut activity = lock(&self.inner.activity);
+        activity.retain(|room, a| live.contains(room) || a.last.is_some_and(|t| t >= cutoff));
+        for a in activity.values_mut() {
+            a.per_sec = (a.total - a.sampled) as f64 / period.as_secs_f64();
+            a.sampled = a.total;
+        }
+    }
+
+    /// Rooms with subscribers here or recent messages: subscribers, rate, last message.
+    pub fn live_rooms(&self) -> Vec<LiveRoom> {
+        let subscribed: HashMap<Uuid, u64> = lock(&self.inner.rooms)
+            .iter()
+            .map(|(id, r)| (*id, lock(&r.subs).len() as u64))
+            .collect();
+        let activity = lock(&self.inner.activity).clone();
+        let mut ids: HashSet<Uuid> = subscribed.keys().copied().collect();
+        ids.extend(activity.keys().copied());
+        ids.into_iter()
+            .map(|id| {
+                let a = activity.get(&id);
+                LiveRoom {
+                    id,
+                    subscribers: subscribed.get(&id).copied().unwrap_or(0),
+                    per_sec: a.map_or(0.0, |a| a.per_sec),
+                    last_activity: a.and_then(|a| a.last),
+                }
+            })
+            .collect()
+    }
+
+    /// Resolves once the server has started shutting down.
+    pub async fn stopping(&self) {
+        self.inner.stopping.cancelled().await
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
     pub(super) fn user_conns(&self, user: Uuid) -> Vec<Arc<Conn>> {
         lock(&self.inner.users).get(&user).cloned().unwrap_or_default()
     }
@@ -468,6 +620,7 @@ impl Hub {
     /// Closes every connection (shutdown) and waits, at most `grace`, for them to end.
     pub async fn close_all(&self, why: Close, grace: Duration) {
         self.inner.shutting_down.store(true, Ordering::Relaxed);
+        self.inner.stopping.cancel();
         let drained = self.inner.drained.notified();
         tokio::pin!(drained);
         drained.as_mut().enable();

@@ -25,8 +25,9 @@ use warp::reply::{Reply as _, Response};
 use warp::Filter;
 
 use crate::app::AppState;
+use crate::auth::ClientInfo;
 use crate::http::error::reply;
-use crate::http::{authenticate, bearer, query, with_state, ApiError, Query};
+use crate::http::{authenticate, bearer, client_info, query, with_state, ApiError, Query};
 
 pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
     warp::path!("api" / "v1" / "ws")
@@ -34,6 +35,7 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
         .and(bearer())
         .and(query())
         .and(handshake())
+        .and(client_info())
         .and(with_state(state))
         .then(upgrade)
         .map(reply)
@@ -44,6 +46,7 @@ async fn upgrade(
     header: Option<String>,
     query: Query,
     ws: Option<Handshake>,
+    client: ClientInfo,
     state: AppState,
 ) -> Result<Response, ApiError> {
     let mut query = query?;
@@ -58,24 +61,41 @@ async fn upgrade(
     let header = header.or(token.map(|t| format!("Bearer {t}")));
     let user = authenticate(&state, header).await?;
     let Some(ws) = ws else {
-        let mut refusal = ApiError::new(
-            StatusCode::UPGRADE_REQUIRED,
-            "upgrade_required",
-            "this endpoint speaks WebSocket: send a WebSocket upgrade request",
-        )
-        .into_response();
-        // RFC 9110 §15.5.22: a 426 names the protocol to upgrade to.
-        let headers = refusal.headers_mut();
-        headers.insert("upgrade", HeaderValue::from_static("websocket"));
-        headers.insert("sec-websocket-version", HeaderValue::from_static("13"));
-        return Ok(refusal);
+        return Ok(upgrade_required());
     };
-    let config = socket_config(state.config.ws.max_frame_bytes);
+    Ok(accept(ws, state.config.ws.max_frame_bytes, move |socket| {
+        conn::serve(socket, state, user, client)
+    }))
+}
+
+/// The answer to a plain HTTP request at a WebSocket endpoint: 426, naming the protocol to
+/// upgrade to (RFC 9110 §15.5.22).
+pub(crate) fn upgrade_required() -> Response {
+    let mut refusal = ApiError::new(
+        StatusCode::UPGRADE_REQUIRED,
+        "upgrade_required",
+        "this endpoint speaks WebSocket: send a WebSocket upgrade request",
+    )
+    .into_response();
+    let headers = refusal.headers_mut();
+    headers.insert("upgrade", HeaderValue::from_static("websocket"));
+    headers.insert("sec-websocket-version", HeaderValue::from_static("13"));
+    refusal
+}
+
+/// Accepts an upgrade: answers 101 and, once the connection is handed over, runs `serve` on
+/// the socket in a task of its own.
+pub(crate) fn accept<F, Fut>(ws: Handshake, max_frame_bytes: usize, serve: F) -> Response
+where
+    F: FnOnce(Socket) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let config = socket_config(max_frame_bytes);
     tokio::spawn(async move {
         match ws.on_upgrade.await {
             Ok(upgraded) => {
                 let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                conn::serve(socket, state, user).await;
+                serve(socket).await;
             }
             Err(e) => tracing::debug!("websocket upgrade failed: {e}"),
         }
@@ -88,7 +108,7 @@ async fn upgrade(
     if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(ws.key.as_bytes())) {
         headers.insert("sec-websocket-accept", accept);
     }
-    Ok(switching)
+    switching
 }
 
 /// The socket's buffers. Reads go through a small buffer (an idle connection holds a few KiB,
@@ -104,7 +124,7 @@ fn socket_config(max_frame_bytes: usize) -> WebSocketConfig {
         .max_message_size(Some(max_frame_bytes))
 }
 
-fn handshake() -> impl Filter<Extract = (Option<Handshake>,), Error = std::convert::Infallible> + Clone {
+pub(crate) fn handshake() -> impl Filter<Extract = (Option<Handshake>,), Error = std::convert::Infallible> + Clone {
     warp::header::headers_cloned()
         .and(warp::ext::optional::<OnUpgrade>())
         .map(Handshake::from_request)
@@ -112,7 +132,7 @@ fn handshake() -> impl Filter<Extract = (Option<Handshake>,), Error = std::conve
 
 /// A WebSocket upgrade request (RFC 6455 §4.2.1) that this server can accept: its key, and
 /// hyper's handle on the connection once the 101 response is out.
-struct Handshake {
+pub struct Handshake {
     key: String,
     on_upgrade: OnUpgrade,
 }

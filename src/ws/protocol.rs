@@ -295,6 +295,8 @@ pub enum Close {
     AccountDisabled,
     /// 4008: the client did not read fast enough; resume with `since_seq`.
     SlowConsumer,
+    /// 4010: an administrator closed the connection, saying why.
+    ClosedByAdmin(String),
 }
 
 impl Close {
@@ -310,6 +312,7 @@ impl Close {
             Self::SessionEnded(_) => 4001,
             Self::AccountDisabled => 4003,
             Self::SlowConsumer => 4008,
+            Self::ClosedByAdmin(_) => 4010,
         }
     }
 
@@ -326,6 +329,8 @@ impl Close {
             Self::SessionEnded(why) => format!("session_ended: {why}"),
             Self::AccountDisabled => "account_disabled".into(),
             Self::SlowConsumer => "slow_consumer".into(),
+            Self::ClosedByAdmin(why) if why.is_empty() => "closed_by_admin".into(),
+            Self::ClosedByAdmin(why) => format!("closed_by_admin: {why}"),
         }
     }
 }

@@ -253,6 +253,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub db: TestDb,
     pub config: Arc<Config>,
+    /// Where `/metrics` is served when `server.metrics_bind` is set.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     _data_dir: tempfile::TempDir,
 }
@@ -272,6 +274,7 @@ impl TestApp {
         let pool = Db::new(db.config.clone(), config.database.pool_size, Duration::from_secs(5));
         let app = Application::build(config.clone(), pool).await.expect("build app");
         let addr = app.local_addr();
+        let metrics_addr = app.metrics_addr();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(app.run_until(async move {
             let _ = rx.await;
@@ -282,6 +285,7 @@ impl TestApp {
             .unwrap();
         Self {
             addr,
+            metrics_addr,
             http,
             db,
             config,

@@ -1,0 +1,422 @@
+//! `/api/v1/admin/*`: live statistics and operator actions, for server administrators
+//! (users with `is_admin`) and operator tokens minted from the signing secret (`chatd tui` on
+//! the server's machine). Everyone else gets 403 `admin_required`. And `/metrics`.
+//!
+//! Listings are of what is live on this node; `stream` pushes a snapshot of all of it once per
+//! interval over a WebSocket, so a console needs one connection instead of a polling loop.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use uuid::Uuid;
+use warp::http::StatusCode;
+use warp::reply::{Reply as _, Response};
+use warp::Filter;
+
+use super::error::reply;
+use super::{
+    bearer, body, json, no_content, param_limit, parse_json, path_param, query, room_id, with_state, ApiError, Body,
+    Query,
+};
+use crate::admin::types::{CloseRequest, ConnectionPage, RoomPage, Snapshot, StreamFrame};
+use crate::admin::{self, RoomOrder};
+use crate::app::AppState;
+use crate::auth::AuthUser;
+use crate::chat::Actor;
+use crate::error::Error;
+use crate::page::Limit;
+use crate::ws::protocol::Close;
+
+const CONNECTIONS_LIMIT: Limit = Limit {
+    default: 100,
+    max: 1000,
+};
+const ROOMS_LIMIT: Limit = Limit {
+    default: 100,
+    max: 1000,
+};
+/// The longest reason an administrator may give for closing a connection (it travels in the
+/// close frame, which holds 123 bytes of reason).
+const MAX_CLOSE_REASON: usize = 100;
+/// How often a streaming administrator's session is re-checked.
+const RECHECK: Duration = Duration::from_secs(30);
+
+pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    let stats = warp::path!("api" / "v1" / "admin" / "stats")
+        .and(warp::get())
+        .and(bearer())
+        .and(with_state(state))
+        .then(stats)
+        .map(reply);
+    let connections = warp::path!("api" / "v1" / "admin" / "connections")
+        .and(warp::get())
+        .and(bearer())
+        .and(query())
+        .and(with_state(state))
+        .then(connections)
+        .map(reply);
+    let close = warp::path!("api" / "v1" / "admin" / "connections" / String)
+        .and(warp::delete())
+        .and(bearer())
+        .and(body(state))
+        .and(with_state(state))
+        .then(close_connection)
+        .map(reply);
+    let rooms = warp::path!("api" / "v1" / "admin" / "rooms")
+        .and(warp::get())
+        .and(bearer())
+        .and(query())
+        .and(with_state(state))
+        .then(rooms)
+        .map(reply);
+    let archive = warp::path!("api" / "v1" / "admin" / "rooms" / String / "archive")
+        .and(warp::post())
+        .and(bearer())
+        .and(with_state(state))
+        .then(archive_room)
+        .map(reply);
+    let disable = warp::path!("api" / "v1" / "admin" / "users" / String / "disable")
+        .and(warp::post())
+        .and(bearer())
+        .and(with_state(state))
+        .then(|name, auth, state| set_disabled(name, auth, state, true))
+        .map(reply);
+    let enable = warp::path!("api" / "v1" / "admin" / "users" / String / "enable")
+        .and(warp::post())
+        .and(bearer())
+        .and(with_state(state))
+        .then(|name, auth, state| set_disabled(name, auth, state, false))
+        .map(reply);
+    let stream = warp::path!("api" / "v1" / "admin" / "stream")
+        .and(warp::get())
+        .and(bearer())
+        .and(query())
+        .and(crate::ws::handshake())
+        .and(with_state(state))
+        .then(stream)
+        .map(reply);
+    stats
+        .or(connections)
+        .unify()
+        .or(close)
+        .unify()
+        .or(rooms)
+        .unify()
+        .or(archive)
+        .unify()
+        .or(disable)
+        .unify()
+        .or(enable)
+        .unify()
+        .or(stream)
+        .unify()
+}
+
+/// `GET /metrics`, when this listener serves it (`served_here`): on the main listener unless
+/// `server.metrics_bind` gives it one of its own.
+pub fn metrics_route(
+    state: &AppState,
+    served_here: bool,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("metrics")
+        .and(warp::get())
+        .and_then(move || async move {
+            if served_here {
+                Ok(())
+            } else {
+                Err(warp::reject::not_found())
+            }
+        })
+        .untuple_one()
+        .and(with_state(state))
+        .map(metrics)
+}
+
+/// Who is administering.
+enum Admin {
+    /// An operator token (no user, no session).
+    Operator,
+    /// A server administrator's session.
+    User(AuthUser),
+}
+
+impl Admin {
+    fn name(&self) -> &str {
+        match self {
+            Self::Operator => "operator",
+            Self::User(u) => &u.username,
+        }
+    }
+}
+
+/// The caller, if they may administer the server.
+async fn admin(state: &AppState, header: Option<String>) -> Result<Admin, ApiError> {
+    let token = header
+        .as_deref()
+        .and_then(|h| h.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    if let Some(token) = token {
+        if state.accounts.verify_operator(token).is_ok() {
+            return Ok(Admin::Operator);
+        }
+    }
+    let user = super::authenticate(state, header).await?;
+    if !user.is_admin {
+        return Err(Error::forbidden("admin_required", "only server administrators may use the admin API").into());
+    }
+    Ok(Admin::User(user))
+}
+
+async fn stats(auth: Option<String>, state: AppState) -> Result<Response, ApiError> {
+    admin(&state, auth).await?;
+    Ok(json(StatusCode::OK, &admin::stats(&state.node, &state.hub, &state.db)))
+}
+
+/// An `after` cursor: `T` parsed, or a 400 naming the parameter.
+fn cursor<T: std::str::FromStr>(q: &std::collections::HashMap<String, String>) -> Result<Option<T>, ApiError> {
+    q.get("after")
+        .map(|a| {
+            a.parse().map_err(|_| {
+                ApiError::bad_request("invalid_cursor", "after must be a cursor from a previous page's next")
+            })
+        })
+        .transpose()
+}
+
+/// Refuses query parameters other than `allowed`.
+fn only(q: &std::collections::HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
+    match q.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::bad_request(
+            "invalid_query",
+            format!("unknown query parameter '{k}': accepted are {}", allowed.join(", ")),
+        )),
+        None => Ok(()),
+    }
+}
+
+async fn connections(auth: Option<String>, q: Query, state: AppState) -> Result<Response, ApiError> {
+    admin(&state, auth).await?;
+    let q = q?;
+    only(&q, &["after", "limit"])?;
+    let limit = CONNECTIONS_LIMIT.apply(param_limit(&q, CONNECTIONS_LIMIT)?)? as usize;
+    let after: u64 = cursor(&q)?.unwrap_or(0);
+    let (connections, more) = admin::connections(&state.node, &state.hub, after, limit);
+    let next = more.then(|| connections.last().map(|c| c.id.to_string())).flatten();
+    Ok(json(StatusCode::OK, &ConnectionPage { connections, next }))
+}
+
+async fn rooms(auth: Option<String>, q: Query, state: AppState) -> Result<Response, ApiError> {
+    admin(&state, auth).await?;
+    let q = q?;
+    only(&q, &["after", "limit"])?;
+    let limit = ROOMS_LIMIT.apply(param_limit(&q, ROOMS_LIMIT)?)? as usize;
+    let after: Option<Uuid> = cursor(&q)?;
+    let (rooms, more) = admin::rooms(&state.hub, &state.db, RoomOrder::ById { after }, limit).await?;
+    let next = more.then(|| rooms.last().map(|r| r.id.to_string())).flatten();
+    Ok(json(StatusCode::OK, &RoomPage { rooms, next }))
+}
+
+async fn close_connection(id: String, auth: Option<String>, body: Body, state: AppState) -> Result<Response, ApiError> {
+    let who = admin(&state, auth).await?;
+    let not_found = || Error::not_found("connection_not_found", "no such connection on this node");
+    let id: u64 = path_param(&id).parse().map_err(|_| not_found())?;
+    let body = body?;
+    let req: CloseRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        CloseRequest::default()
+    } else {
+        parse_json(Ok(body))?
+    };
+    let reason = req.reason.unwrap_or_default();
+    let reason = reason.trim();
+    if reason.len() > MAX_CLOSE_REASON || reason.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "invalid_reason",
+            format!("reason must be at most {MAX_CLOSE_REASON} bytes on one line"),
+        )
+        .into());
+    }
+    if !state.hub.close_connection(id, Close::ClosedByAdmin(reason.to_owned())) {
+        return Err(not_found().into());
+    }
+    tracing::info!(
+        admin = who.name(),
+        connection = id,
+        reason,
+        "connection closed by an administrator"
+    );
+    Ok(no_content())
+}
+
+async fn archive_room(id: String, auth: Option<String>, state: AppState) -> Result<Response, ApiError> {
+    let who = admin(&state, auth).await?;
+    let room = room_id(&id)?;
+    state.chat.archive_room(&Actor::Operator, room).await?;
+    tracing::info!(admin = who.name(), %room, "room archived by an administrator");
+    Ok(no_content())
+}
+
+async fn set_disabled(
+    name: String,
+    auth: Option<String>,
+    state: AppState,
+    disabled: bool,
+) -> Result<Response, ApiError> {
+    let who = admin(&state, auth).await?;
+    let name = path_param(&name);
+    if let Admin::User(me) = &who {
+        if disabled && me.username == name {
+            return Err(Error::conflict("cannot_disable_self", "you cannot disable your own account").into());
+        }
+    }
+    let user = state.accounts.set_disabled(&name, disabled).await?;
+    tracing::info!(admin = who.name(), user = %user.username, disabled, "account changed by an administrator");
+    Ok(json(StatusCode::OK, &user))
+}
+
+/// The stream's parameters, bounded.
+struct StreamParams {
+    interval: Duration,
+    rooms: usize,
+    connections: usize,
+}
+
+fn stream_params(q: Query) -> Result<StreamParams, ApiError> {
+    let q = q?;
+    only(&q, &["interval_ms", "rooms", "connections", "token"])?;
+    let number = |name: &str, default: u64, min: u64, max: u64| -> Result<u64, ApiError> {
+        match q.get(name) {
+            None => Ok(default),
+            Some(v) => v.parse().ok().filter(|n| (min..=max).contains(n)).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    format!("{name} must be a whole number from {min} to {max}"),
+                )
+            }),
+        }
+    };
+    Ok(StreamParams {
+        interval: Duration::from_millis(number("interval_ms", 1000, 250, 60_000)?),
+        rooms: number("rooms", 200, 0, 1000)? as usize,
+        connections: number("connections", 500, 0, 5000)? as usize,
+    })
+}
+
+async fn stream(
+    auth: Option<String>,
+    q: Query,
+    ws: Option<crate::ws::Handshake>,
+    state: AppState,
+) -> Result<Response, ApiError> {
+    // `?token=` for browsers, as on the chat gateway; the header wins.
+    let token = q.as_ref().ok().and_then(|q| q.get("token").cloned());
+    let auth = auth.or(token.map(|t| format!("Bearer {t}")));
+    let who = admin(&state, auth).await?;
+    let params = stream_params(q)?;
+    let Some(ws) = ws else {
+        return Ok(crate::ws::upgrade_required());
+    };
+    Ok(crate::ws::accept(ws, 4096, move |socket| {
+        push_snapshots(socket, state, who, params)
+    }))
+}
+
+/// One snapshot of everything the console shows.
+pub async fn snapshot(state: &AppState, rooms: usize, connections: usize) -> Result<Snapshot, Error> {
+    let stats = admin::stats(&state.node, &state.hub, &state.db);
+    let (rooms, more_rooms) = admin::rooms(&state.hub, &state.db, RoomOrder::Busiest, rooms).await?;
+    let (connections, more_conns) = admin::connections(&state.node, &state.hub, 0, connections);
+    Ok(Snapshot {
+        at: time::OffsetDateTime::now_utc(),
+        stats,
+        rooms,
+        connections,
+        truncated: more_rooms || more_conns,
+    })
+}
+
+/// Sends a snapshot at once and then every interval, until the client leaves, the server
+/// stops, or the administrator's session ends.
+async fn push_snapshots(socket: crate::ws::Socket, state: AppState, who: Admin, params: StreamParams) {
+    let (mut sink, mut incoming) = socket.split();
+    let mut tick = tokio::time::interval(params.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut recheck = tokio::time::interval(RECHECK);
+    recheck.tick().await;
+    let close = loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let frame = match snapshot(&state, params.rooms, params.connections).await {
+                    Ok(s) => StreamFrame::Snapshot(s),
+                    Err(e) => {
+                        // The database is down: skip this one, the next may work.
+                        tracing::debug!("admin snapshot failed: {e}");
+                        continue;
+                    }
+                };
+                let text = match serde_json::to_string(&frame) {
+                    Ok(t) => t,
+                    Err(e) => break Some(internal(e)),
+                };
+                let sent = tokio::time::timeout(params.interval.max(Duration::from_secs(5)), sink.send(Message::text(text))).await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    break None;
+                }
+            }
+            _ = recheck.tick() => {
+                if let Admin::User(user) = &who {
+                    if let Some(why) = session_ended(&state, user).await {
+                        break Some(why);
+                    }
+                }
+            }
+            m = incoming.next() => match m {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break Some(Close::Normal),
+                Some(Ok(_)) => {}
+            },
+            _ = state.hub.stopping() => break Some(Close::GoingAway),
+        }
+    };
+    if let Some(why) = close {
+        let frame = CloseFrame {
+            code: CloseCode::from(why.code()),
+            reason: why.reason().into(),
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), sink.send(Message::Close(Some(frame)))).await;
+    }
+}
+
+fn internal(e: serde_json::Error) -> Close {
+    tracing::warn!("admin snapshot could not be encoded: {e}");
+    Close::Internal
+}
+
+/// Why a streaming administrator's access ended, if it has.
+async fn session_ended(state: &AppState, user: &AuthUser) -> Option<Close> {
+    let conn = state.db.conn().await.ok()?;
+    let s = crate::db::sessions::state(&*conn, user.session_id, user.user_id)
+        .await
+        .ok()?;
+    match s {
+        None => Some(Close::SessionEnded("revoked".into())),
+        Some(s) if s.disabled => Some(Close::AccountDisabled),
+        Some(s) if s.revoked || s.expired => Some(Close::SessionEnded("revoked".into())),
+        Some(s) if !s.is_admin => Some(Close::SessionEnded("no longer an administrator".into())),
+        Some(_) => None,
+    }
+}
+
+/// `/metrics`: Prometheus scrapes it without credentials, as is usual; bind the server to a
+/// private address (or filter the path at the proxy) to keep it from the public.
+fn metrics(state: AppState) -> Response {
+    let text = state.node.render_metrics(&state.hub, &state.db);
+    let mut res = text.into_response();
+    res.headers_mut().insert(
+        "content-type",
+        warp::http::HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    res
+}
