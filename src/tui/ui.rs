@@ -82,9 +82,13 @@ fn render_title(frame: &mut Frame, area: Rect, app: &App) {
     ];
     let at = app.snapshot.as_ref().map(|s| clock(s.at)).unwrap_or_default();
     let target = format!("{} {at}", app.target);
-    let target_width = u16::try_from(target.chars().count())
-        .unwrap_or(u16::MAX)
-        .min(area.width / 3);
+    // The tabs come first; the server and the time only where they fit beside them.
+    let tabs_width: usize = titles.iter().map(|t| t.chars().count() + 3).sum();
+    let target_width = if tabs_width + target.chars().count() < usize::from(area.width) {
+        u16::try_from(target.chars().count()).unwrap_or(0)
+    } else {
+        0
+    };
     let [tabs, target_area] = Layout::horizontal([Constraint::Fill(1), Constraint::Length(target_width)]).areas(area);
     frame.render_widget(
         Tabs::new(titles)
@@ -316,7 +320,7 @@ fn render_rooms(frame: &mut Frame, area: Rect, app: &App, snapshot: &Snapshot, d
         frame.render_widget(
             Paragraph::new(lines)
                 .style(data)
-                .wrap(Wrap { trim: true })
+                .wrap(Wrap { trim: false })
                 .block(Block::bordered().title(" Room ")),
             detail,
         );
@@ -404,7 +408,7 @@ fn render_connections(frame: &mut Frame, area: Rect, app: &App, snapshot: &Snaps
         frame.render_widget(
             Paragraph::new(lines)
                 .style(data)
-                .wrap(Wrap { trim: true })
+                .wrap(Wrap { trim: false })
                 .block(Block::bordered().title(" Connection ")),
             detail,
         );
