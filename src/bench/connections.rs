@@ -188,8 +188,9 @@ async fn hold(mut ws: client::Ws, stop: CancellationToken, dropped: super::Count
     }
 }
 
-/// The server's resident memory: `process_resident_memory_bytes` from GET /metrics when it
-/// answers Prometheus text, else VmRSS of `--server-pid`, else unknown.
+/// The server's resident memory: `chatd_process_resident_memory_bytes` (or the common
+/// `process_resident_memory_bytes`) from GET /metrics when it answers Prometheus text, else
+/// VmRSS of `--server-pid`, else unknown.
 pub async fn server_rss(target: &Target, pid: Option<u32>) -> (&'static str, Option<u64>) {
     let url = format!("{}/metrics", target.base.as_str().trim_end_matches('/'));
     if let Ok(resp) = target.http.get(&url).send().await {
@@ -197,7 +198,10 @@ pub async fn server_rss(target: &Target, pid: Option<u32>) -> (&'static str, Opt
             if let Ok(text) = resp.text().await {
                 let value = text
                     .lines()
-                    .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+                    .find_map(|l| {
+                        l.strip_prefix("chatd_process_resident_memory_bytes ")
+                            .or_else(|| l.strip_prefix("process_resident_memory_bytes "))
+                    })
                     .and_then(|v| v.trim().parse::<f64>().ok());
                 if let Some(v) = value {
                     return ("metrics", Some(v as u64));

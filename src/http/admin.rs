@@ -176,14 +176,10 @@ async fn stats(auth: Option<String>, state: AppState) -> Result<Response, ApiErr
     Ok(json(StatusCode::OK, &admin::stats(&state.node, &state.hub, &state.db)))
 }
 
-/// An `after` cursor: `T` parsed, or a 400 naming the parameter.
+/// An `after` cursor: `T` parsed, or 422 `invalid_cursor` as for every other list.
 fn cursor<T: std::str::FromStr>(q: &std::collections::HashMap<String, String>) -> Result<Option<T>, ApiError> {
     q.get("after")
-        .map(|a| {
-            a.parse().map_err(|_| {
-                ApiError::bad_request("invalid_cursor", "after must be a cursor from a previous page's next")
-            })
-        })
+        .map(|a| a.parse().map_err(|_| crate::page::invalid_cursor().into()))
         .transpose()
 }
 

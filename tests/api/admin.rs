@@ -189,7 +189,7 @@ async fn stats_connections_and_rooms_show_live_sockets() {
     let (status, body) = app
         .call("GET", "/api/v1/admin/connections?after=x", Some(&root), None)
         .await;
-    assert_eq!((status, code(&body)), (400, "invalid_cursor"));
+    assert_eq!((status, code(&body)), (422, "invalid_cursor"));
     let (status, body) = app
         .call("GET", "/api/v1/admin/connections?limit=0", Some(&root), None)
         .await;

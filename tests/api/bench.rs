@@ -87,8 +87,8 @@ async fn connections_open_every_socket() {
     assert_eq!(r.opened, 50, "{r:?}");
     assert!(r.failures.is_empty(), "{r:?}");
     assert_eq!(r.dropped, 0, "{r:?}");
-    // The test server has no /metrics; its RSS is this process's, read from /proc.
-    assert_eq!(r.rss_source, "proc");
+    // The server's RSS comes from its own /metrics (chatd_process_resident_memory_bytes).
+    assert_eq!(r.rss_source, "metrics");
     assert!(
         r.rss_after_bytes.is_some() && r.rss_per_connection_bytes.is_some(),
         "{r:?}"
