@@ -5,7 +5,7 @@
 //! service), `users` (validated fields, profiles, administration), `chat` (rooms, membership,
 //! moderation, direct messages, the message service), `http` (the REST API), `ws` (the WebSocket gateway: protocol, hub, connections), `bus`
 //! (how committed changes reach the hub, across processes through PostgreSQL NOTIFY),
-//! `page` (cursor pagination), `text` (what counts as visible text), `app` (state and server lifecycle), `cli` (the `chatd` command), `bench` (the load generator behind `chatd bench`).
+//! `page` (cursor pagination), `text` (what counts as visible text), `app` (state and server lifecycle), `cli` (the `chatd` command), `bench` (the load generator behind `chatd bench`), `tui` (the operators' console behind `chatd tui`).
 
 pub mod admin;
 pub mod app;
@@ -21,5 +21,6 @@ pub mod http;
 pub mod page;
 pub mod telemetry;
 pub mod text;
+pub mod tui;
 pub mod users;
 pub mod ws;

@@ -560,6 +560,16 @@ fn examples(roff: &mut Roff, page: &str) {
             "Draw a fan-out sweep:",
             "chatd bench plot --input fanout.json --out docs/bench-fanout.svg",
         )],
+        "chatd-tui" => &[
+            (
+                "Watch the server configured here, as the operator (on the server's machine):",
+                "sudo -u chatd chatd --config /etc/chatd/config.toml tui",
+            ),
+            (
+                "Watch a server elsewhere, signed in as an administrator:",
+                "chatd tui --url http://chat.internal:8080 --username admin",
+            ),
+        ],
         "chatd-completions" => &[
             (
                 "Load completions in the current bash:",

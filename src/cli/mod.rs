@@ -12,6 +12,7 @@ mod migrate;
 mod prompt;
 mod room;
 mod serve;
+mod tui;
 mod user;
 
 use std::path::PathBuf;
@@ -64,6 +65,8 @@ pub enum Command {
     Room(room::RoomArgs),
     /// Load-test a running chatd: fan-out, many rooms, idle connections, logins, history
     Bench(bench::BenchArgs),
+    /// A live console for operators: nodes, rooms and connections, with actions
+    Tui(tui::TuiArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions(completions::CompletionsArgs),
     /// Write the manual pages into a directory (for packagers and developers)
@@ -239,11 +242,15 @@ fn run(cli: Cli) -> Result<(), CliError> {
         config.log.level = "warn".into();
     }
     config.validate()?;
-    crate::telemetry::init(&config.log);
+    // The console owns the terminal: a log line on it would tear the screen.
+    if !matches!(cli.command, Command::Tui(_)) {
+        crate::telemetry::init(&config.log);
+    }
     // Read a password before listening for signals: at the prompt, Ctrl-C must still simply
     // end chatd (nothing has been started yet).
     let password = match &cli.command {
         Command::User(args) => user::read_password_for(&args.action)?,
+        Command::Tui(args) => tui::read_password_for(args)?,
         _ => None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -259,6 +266,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             Command::Migrate(args) => migrate::run(config, args, signals).await,
             Command::User(args) => user::run(config, args, password, signals).await,
             Command::Room(args) => room::run(config, args, signals).await,
+            Command::Tui(args) => tui::run(config, args, password, signals).await,
             // Handled above, before the configuration was read.
             Command::Completions(_) | Command::Man(_) | Command::Bench(_) => Ok(()),
         }

@@ -218,7 +218,7 @@ fn describe_user(u: &User) -> String {
 }
 
 /// From stdin with `--password-stdin`, else a no-echo prompt (typed twice) on a terminal.
-fn read_password(from_stdin: bool, confirm: bool) -> Result<String, CliError> {
+pub(super) fn read_password(from_stdin: bool, confirm: bool) -> Result<String, CliError> {
     if from_stdin {
         let mut line = String::new();
         std::io::stdin()

@@ -16,5 +16,6 @@ mod operator;
 mod room_cli;
 mod rooms;
 mod sessions;
+mod tui;
 mod users;
 mod ws;

@@ -1,0 +1,918 @@
+//! The console's state and every change to it, as plain functions of (state, input): a key, a
+//! snapshot from the stream, a tick, an action's outcome. Nothing here touches the terminal
+//! or the network, so every behaviour (sorting, filtering, where the selection goes when rows
+//! disappear, what a key does in a dialog) is unit-tested without either.
+//!
+//! The selection follows its row, not its position: each table remembers the key of the
+//! selected row (a room's id, a connection's node and id), so a re-sort or a new snapshot
+//! keeps the same row selected; only when that row is gone does the selection fall back to
+//! the same position, clamped to the rows that are left.
+
+use std::cmp::Ordering;
+use std::time::{Duration, Instant};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use uuid::Uuid;
+
+use crate::admin::types::{ConnectionInfo, RoomInfo, Snapshot};
+
+/// Rows PgUp/PgDn move by.
+pub const PAGE: usize = 10;
+
+/// The reason sent with a close from the console.
+pub const CLOSE_REASON: &str = "closed by operator";
+
+/// The console's screens, in tab order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Overview,
+    Rooms,
+    Connections,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 3] = [Tab::Overview, Tab::Rooms, Tab::Connections];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Overview => "Overview",
+            Tab::Rooms => "Rooms",
+            Tab::Connections => "Connections",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        Tab::ALL.iter().position(|t| *t == self).unwrap_or(0)
+    }
+
+    fn next(self) -> Self {
+        Tab::ALL[(self.index() + 1) % Tab::ALL.len()]
+    }
+
+    fn previous(self) -> Self {
+        Tab::ALL[(self.index() + Tab::ALL.len() - 1) % Tab::ALL.len()]
+    }
+}
+
+/// What the stream task tells the console.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    Snapshot(Box<Snapshot>),
+    /// The stream is down (or could not be opened); the next attempt is in `retry_in`.
+    Disconnected {
+        reason: String,
+        retry_in: Duration,
+    },
+}
+
+/// The state of the link to the server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Link {
+    /// No snapshot yet, no failure yet.
+    Connecting,
+    Live,
+    /// Down since the last failure; the client retries at `retry_at`.
+    Down {
+        reason: String,
+        retry_at: Instant,
+    },
+}
+
+/// Something the operator confirmed, for the client to carry out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    CloseConnection { id: u64, username: String },
+    DisableUser { username: String },
+    ArchiveRoom { id: Uuid, name: String },
+}
+
+impl Action {
+    /// The confirmation question.
+    pub fn question(&self) -> String {
+        match self {
+            Action::CloseConnection { id, username } => format!("Close connection {id} ({username})?"),
+            Action::DisableUser { username } => {
+                format!("Disable user {username}? They are signed out everywhere and cannot log in.")
+            }
+            Action::ArchiveRoom { name, .. } => format!("Archive room {name}? It becomes read-only."),
+        }
+    }
+
+    /// The status line while it is under way.
+    pub fn pending(&self) -> String {
+        match self {
+            Action::CloseConnection { id, .. } => format!("closing connection {id}…"),
+            Action::DisableUser { username } => format!("disabling user {username}…"),
+            Action::ArchiveRoom { name, .. } => format!("archiving room {name}…"),
+        }
+    }
+
+    /// The status line once it is done.
+    pub fn done(&self) -> String {
+        match self {
+            Action::CloseConnection { id, username } => format!("closed connection {id} ({username})"),
+            Action::DisableUser { username } => format!("disabled user {username}"),
+            Action::ArchiveRoom { name, .. } => format!("archived room {name}"),
+        }
+    }
+
+    fn failed(&self, error: &str) -> String {
+        match self {
+            Action::CloseConnection { id, .. } => format!("cannot close connection {id}: {error}"),
+            Action::DisableUser { username } => format!("cannot disable user {username}: {error}"),
+            Action::ArchiveRoom { name, .. } => format!("cannot archive room {name}: {error}"),
+        }
+    }
+}
+
+/// The line above the help bar: the last action's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub text: String,
+    pub error: bool,
+}
+
+/// A table's columns: what the header says and how two rows compare.
+pub trait Column: Copy + PartialEq + 'static {
+    const ALL: &'static [Self];
+    fn title(self) -> &'static str;
+}
+
+/// A row of a table: its identity, whether a filter matches it, how it sorts.
+pub trait Row {
+    type Column: Column;
+    /// Stable across snapshots.
+    fn key(&self) -> String;
+    /// Whether `needle` (lower case) is a substring of its name, username or id.
+    fn matches(&self, needle: &str) -> bool;
+    fn compare(&self, other: &Self, column: Self::Column) -> Ordering;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomColumn {
+    Name,
+    Visibility,
+    Subscribers,
+    Members,
+    Rate,
+    LastSeq,
+    Activity,
+}
+
+impl Column for RoomColumn {
+    const ALL: &'static [Self] = &[
+        RoomColumn::Name,
+        RoomColumn::Visibility,
+        RoomColumn::Subscribers,
+        RoomColumn::Members,
+        RoomColumn::Rate,
+        RoomColumn::LastSeq,
+        RoomColumn::Activity,
+    ];
+
+    fn title(self) -> &'static str {
+        match self {
+            RoomColumn::Name => "Room",
+            RoomColumn::Visibility => "Visibility",
+            RoomColumn::Subscribers => "Subs",
+            RoomColumn::Members => "Members",
+            RoomColumn::Rate => "Msg/s",
+            RoomColumn::LastSeq => "Last seq",
+            RoomColumn::Activity => "Active",
+        }
+    }
+}
+
+/// A room's name as the console shows it: direct rooms have none.
+pub fn room_label(room: &RoomInfo) -> String {
+    match &room.name {
+        Some(name) => name.clone(),
+        None => format!("(direct {})", short_id(&room.id)),
+    }
+}
+
+/// The first 8 hex digits of a UUID: enough to tell rows apart on screen.
+pub fn short_id(id: &Uuid) -> String {
+    id.simple().to_string()[..8].to_string()
+}
+
+impl Row for RoomInfo {
+    type Column = RoomColumn;
+
+    fn key(&self) -> String {
+        self.id.to_string()
+    }
+
+    fn matches(&self, needle: &str) -> bool {
+        self.name.as_deref().unwrap_or_default().to_lowercase().contains(needle) || self.id.to_string().contains(needle)
+    }
+
+    fn compare(&self, other: &Self, column: RoomColumn) -> Ordering {
+        match column {
+            RoomColumn::Name => room_label(self).to_lowercase().cmp(&room_label(other).to_lowercase()),
+            RoomColumn::Visibility => self.visibility.cmp(&other.visibility),
+            RoomColumn::Subscribers => self.subscribers.cmp(&other.subscribers),
+            RoomColumn::Members => self.members.cmp(&other.members),
+            RoomColumn::Rate => self.messages_per_sec.total_cmp(&other.messages_per_sec),
+            RoomColumn::LastSeq => self.last_seq.cmp(&other.last_seq),
+            RoomColumn::Activity => self.last_activity.cmp(&other.last_activity),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionColumn {
+    Id,
+    User,
+    Remote,
+    Connected,
+    Rooms,
+    Queue,
+    FramesIn,
+    FramesOut,
+}
+
+impl Column for ConnectionColumn {
+    const ALL: &'static [Self] = &[
+        ConnectionColumn::Id,
+        ConnectionColumn::User,
+        ConnectionColumn::Remote,
+        ConnectionColumn::Connected,
+        ConnectionColumn::Rooms,
+        ConnectionColumn::Queue,
+        ConnectionColumn::FramesIn,
+        ConnectionColumn::FramesOut,
+    ];
+
+    fn title(self) -> &'static str {
+        match self {
+            ConnectionColumn::Id => "Id",
+            ConnectionColumn::User => "User",
+            ConnectionColumn::Remote => "Remote",
+            ConnectionColumn::Connected => "Age",
+            ConnectionColumn::Rooms => "Rooms",
+            ConnectionColumn::Queue => "Queue",
+            ConnectionColumn::FramesIn => "In",
+            ConnectionColumn::FramesOut => "Out",
+        }
+    }
+}
+
+impl Row for ConnectionInfo {
+    type Column = ConnectionColumn;
+
+    fn key(&self) -> String {
+        // Ids are unique per node only.
+        format!("{}/{}", self.node_id, self.id)
+    }
+
+    fn matches(&self, needle: &str) -> bool {
+        self.username.to_lowercase().contains(needle) || self.id.to_string().contains(needle)
+    }
+
+    fn compare(&self, other: &Self, column: ConnectionColumn) -> Ordering {
+        match column {
+            ConnectionColumn::Id => (self.id, self.node_id).cmp(&(other.id, other.node_id)),
+            ConnectionColumn::User => self.username.cmp(&other.username),
+            ConnectionColumn::Remote => self.remote_addr.cmp(&other.remote_addr),
+            // Oldest first reads as "by age, descending": the same order as the server's.
+            ConnectionColumn::Connected => other.connected_at.cmp(&self.connected_at),
+            ConnectionColumn::Rooms => self.rooms.len().cmp(&other.rooms.len()),
+            ConnectionColumn::Queue => self.queue_depth.cmp(&other.queue_depth),
+            ConnectionColumn::FramesIn => self.frames_in.cmp(&other.frames_in),
+            ConnectionColumn::FramesOut => self.frames_out.cmp(&other.frames_out),
+        }
+    }
+}
+
+/// How one table is looked at: its sort, its filter and its selection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableView<C> {
+    pub sort: C,
+    pub descending: bool,
+    /// Applied filter, lower case; empty for none.
+    pub filter: String,
+    /// Index into the visible (filtered, sorted) rows.
+    pub selected: usize,
+    selected_key: Option<String>,
+}
+
+impl<C: Column> TableView<C> {
+    pub fn new(sort: C, descending: bool) -> Self {
+        Self {
+            sort,
+            descending,
+            filter: String::new(),
+            selected: 0,
+            selected_key: None,
+        }
+    }
+
+    /// The rows that pass the filter, in the view's order. Ties keep the server's order.
+    pub fn visible<'a, R: Row<Column = C>>(&self, rows: &'a [R]) -> Vec<&'a R> {
+        let mut out: Vec<&R> = rows.iter().filter(|r| r.matches(&self.filter)).collect();
+        out.sort_by(|a, b| {
+            let o = a.compare(b, self.sort);
+            if self.descending {
+                o.reverse()
+            } else {
+                o
+            }
+        });
+        out
+    }
+
+    /// Puts the selection back on its row after the rows, the sort or the filter changed; when
+    /// the row is gone, keeps the position, clamped to what is left.
+    pub fn reselect<R: Row<Column = C>>(&mut self, rows: &[R]) {
+        let visible = self.visible(rows);
+        if let Some(key) = &self.selected_key {
+            if let Some(at) = visible.iter().position(|r| &r.key() == key) {
+                self.selected = at;
+                return;
+            }
+        }
+        self.selected = self.selected.min(visible.len().saturating_sub(1));
+        self.selected_key = visible.get(self.selected).map(|r| r.key());
+    }
+
+    /// Moves the selection by `delta` rows, within the visible ones.
+    pub fn move_by<R: Row<Column = C>>(&mut self, rows: &[R], delta: isize) {
+        let visible = self.visible(rows);
+        let last = visible.len().saturating_sub(1);
+        self.selected = self.selected.saturating_add_signed(delta).min(last);
+        self.selected_key = visible.get(self.selected).map(|r| r.key());
+    }
+
+    /// The next column becomes the sort key.
+    pub fn cycle_sort(&mut self) {
+        let at = C::ALL.iter().position(|c| *c == self.sort).unwrap_or(0);
+        self.sort = C::ALL[(at + 1) % C::ALL.len()];
+    }
+
+    pub fn selected_row<'a, R: Row<Column = C>>(&self, rows: &'a [R]) -> Option<&'a R> {
+        self.visible(rows).get(self.selected).copied()
+    }
+}
+
+/// Everything the console shows.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// The server, as shown in the title.
+    pub target: String,
+    pub tab: Tab,
+    /// The last snapshot received (kept, greyed, while the link is down).
+    pub snapshot: Option<Snapshot>,
+    pub link: Link,
+    pub rooms: TableView<RoomColumn>,
+    pub connections: TableView<ConnectionColumn>,
+    /// Whether the selected row's detail pane is open.
+    pub detail: bool,
+    /// The filter being typed, while the filter input is open.
+    pub input: Option<String>,
+    /// The action awaiting y/n.
+    pub dialog: Option<Action>,
+    pub status: Option<Status>,
+    /// The time of the last tick: the "retrying in" countdown counts down from it.
+    pub now: Instant,
+    pub quit: bool,
+}
+
+impl App {
+    pub fn new(target: impl Into<String>, now: Instant) -> Self {
+        Self {
+            target: target.into(),
+            tab: Tab::Overview,
+            snapshot: None,
+            link: Link::Connecting,
+            // The busiest rooms first (the server's order), the oldest connections first.
+            rooms: TableView::new(RoomColumn::Subscribers, true),
+            connections: TableView::new(ConnectionColumn::Id, false),
+            detail: false,
+            input: None,
+            dialog: None,
+            status: None,
+            now,
+            quit: false,
+        }
+    }
+
+    fn room_rows(&self) -> &[RoomInfo] {
+        self.snapshot.as_ref().map(|s| s.rooms.as_slice()).unwrap_or_default()
+    }
+
+    fn connection_rows(&self) -> &[ConnectionInfo] {
+        self.snapshot
+            .as_ref()
+            .map(|s| s.connections.as_slice())
+            .unwrap_or_default()
+    }
+
+    pub fn visible_rooms(&self) -> Vec<&RoomInfo> {
+        self.rooms.visible(self.room_rows())
+    }
+
+    pub fn visible_connections(&self) -> Vec<&ConnectionInfo> {
+        self.connections.visible(self.connection_rows())
+    }
+
+    pub fn selected_room(&self) -> Option<&RoomInfo> {
+        self.rooms.selected_row(self.room_rows())
+    }
+
+    pub fn selected_connection(&self) -> Option<&ConnectionInfo> {
+        self.connections.selected_row(self.connection_rows())
+    }
+
+    /// Whether what is shown is the server's present (not the last data before a failure).
+    pub fn is_live(&self) -> bool {
+        self.link == Link::Live
+    }
+
+    /// Whole seconds until the next reconnection attempt, when the link is down.
+    pub fn retry_in_secs(&self) -> Option<u64> {
+        match &self.link {
+            Link::Down { retry_at, .. } => {
+                let left = retry_at.saturating_duration_since(self.now);
+                Some(left.as_millis().div_ceil(1000) as u64)
+            }
+            _ => None,
+        }
+    }
+
+    pub fn tick(&mut self, now: Instant) {
+        self.now = now;
+    }
+
+    pub fn on_stream(&mut self, event: StreamEvent) {
+        match event {
+            StreamEvent::Snapshot(snapshot) => {
+                self.snapshot = Some(*snapshot);
+                self.link = Link::Live;
+                self.reselect();
+            }
+            StreamEvent::Disconnected { reason, retry_in } => {
+                self.link = Link::Down {
+                    reason,
+                    retry_at: self.now + retry_in,
+                };
+            }
+        }
+    }
+
+    /// The outcome of an action the client carried out.
+    pub fn on_action_done(&mut self, action: &Action, result: Result<(), String>) {
+        self.status = Some(match result {
+            Ok(()) => Status {
+                text: action.done(),
+                error: false,
+            },
+            Err(e) => Status {
+                text: action.failed(&e),
+                error: true,
+            },
+        });
+    }
+
+    fn reselect(&mut self) {
+        let (rooms, connections) = match &self.snapshot {
+            Some(s) => (s.rooms.as_slice(), s.connections.as_slice()),
+            None => (&[][..], &[][..]),
+        };
+        self.rooms.reselect(rooms);
+        self.connections.reselect(connections);
+    }
+
+    /// Handles a key; returns the action the operator just confirmed, if any.
+    pub fn on_key(&mut self, key: KeyEvent) -> Option<Action> {
+        if key.kind == KeyEventKind::Release {
+            return None;
+        }
+        if key.modifiers.contains(KeyModifiers::CONTROL) && matches!(key.code, KeyCode::Char('c' | 'C')) {
+            self.quit = true;
+            return None;
+        }
+        if let Some(action) = self.dialog.take() {
+            return match key.code {
+                KeyCode::Char('y' | 'Y') => Some(action),
+                KeyCode::Char('n' | 'N') | KeyCode::Esc => None,
+                // Any other key leaves the question up.
+                _ => {
+                    self.dialog = Some(action);
+                    None
+                }
+            };
+        }
+        if let Some(text) = &mut self.input {
+            match key.code {
+                KeyCode::Enter => {
+                    let filter = text.trim().to_lowercase();
+                    self.input = None;
+                    self.set_filter(filter);
+                }
+                KeyCode::Esc => {
+                    self.input = None;
+                    self.set_filter(String::new());
+                }
+                KeyCode::Backspace => {
+                    text.pop();
+                }
+                KeyCode::Char(c) => text.push(c),
+                _ => {}
+            }
+            return None;
+        }
+        match key.code {
+            KeyCode::Char('q') | KeyCode::Esc => self.quit = true,
+            KeyCode::Tab => self.tab = self.tab.next(),
+            KeyCode::BackTab => self.tab = self.tab.previous(),
+            KeyCode::Char('1') => self.tab = Tab::Overview,
+            KeyCode::Char('2') => self.tab = Tab::Rooms,
+            KeyCode::Char('3') => self.tab = Tab::Connections,
+            KeyCode::Char('s') => self.with_view(|v| v.cycle_sort(), |v| v.cycle_sort()),
+            KeyCode::Char('S') => self.with_view(|v| v.descending ^= true, |v| v.descending ^= true),
+            KeyCode::Char('/') if self.tab != Tab::Overview => {
+                let current = match self.tab {
+                    Tab::Rooms => self.rooms.filter.clone(),
+                    _ => self.connections.filter.clone(),
+                };
+                self.input = Some(current);
+            }
+            KeyCode::Up | KeyCode::Char('k') => self.move_by(-1),
+            KeyCode::Down | KeyCode::Char('j') => self.move_by(1),
+            KeyCode::PageUp => self.move_by(-(PAGE as isize)),
+            KeyCode::PageDown => self.move_by(PAGE as isize),
+            KeyCode::Home | KeyCode::Char('g') => self.move_by(isize::MIN),
+            KeyCode::End | KeyCode::Char('G') => self.move_by(isize::MAX),
+            KeyCode::Enter => self.detail = !self.detail,
+            KeyCode::Char('c') if self.tab == Tab::Connections => {
+                self.dialog = self.selected_connection().map(|c| Action::CloseConnection {
+                    id: c.id,
+                    username: c.username.clone(),
+                });
+            }
+            KeyCode::Char('d') if self.tab == Tab::Connections => {
+                self.dialog = self.selected_connection().map(|c| Action::DisableUser {
+                    username: c.username.clone(),
+                });
+            }
+            KeyCode::Char('a') if self.tab == Tab::Rooms => {
+                self.dialog = self.selected_room().map(|r| Action::ArchiveRoom {
+                    id: r.id,
+                    name: room_label(r),
+                });
+            }
+            _ => {}
+        }
+        None
+    }
+
+    fn set_filter(&mut self, filter: String) {
+        match self.tab {
+            Tab::Rooms => self.rooms.filter = filter,
+            Tab::Connections => self.connections.filter = filter,
+            Tab::Overview => {}
+        }
+        self.reselect();
+    }
+
+    /// Applies `rooms` or `connections` to the current tab's view, then reselects.
+    fn with_view(
+        &mut self,
+        rooms: impl FnOnce(&mut TableView<RoomColumn>),
+        connections: impl FnOnce(&mut TableView<ConnectionColumn>),
+    ) {
+        match self.tab {
+            Tab::Rooms => rooms(&mut self.rooms),
+            Tab::Connections => connections(&mut self.connections),
+            Tab::Overview => return,
+        }
+        self.reselect();
+    }
+
+    fn move_by(&mut self, delta: isize) {
+        let Some(snapshot) = &self.snapshot else {
+            return;
+        };
+        match self.tab {
+            Tab::Rooms => self.rooms.move_by(&snapshot.rooms, delta),
+            Tab::Connections => self.connections.move_by(&snapshot.connections, delta),
+            Tab::Overview => {}
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::admin::types::{NodeStats, PoolStats, Stats, Totals};
+    use time::OffsetDateTime;
+
+    pub fn room(name: &str, subscribers: u64) -> RoomInfo {
+        RoomInfo {
+            id: Uuid::new_v4(),
+            name: Some(name.into()),
+            visibility: "public".into(),
+            archived: false,
+            subscribers,
+            members: subscribers + 1,
+            last_seq: 7,
+            messages_per_sec: 0.5,
+            last_activity: None,
+        }
+    }
+
+    pub fn connection(id: u64, username: &str) -> ConnectionInfo {
+        ConnectionInfo {
+            id,
+            node_id: Uuid::nil(),
+            user_id: Uuid::new_v4(),
+            username: username.into(),
+            session_id: Uuid::new_v4(),
+            remote_addr: Some("127.0.0.1:50000".into()),
+            user_agent: None,
+            connected_at: OffsetDateTime::UNIX_EPOCH,
+            rooms: vec![],
+            queue_depth: 0,
+            queue_capacity: 256,
+            frames_in: 3,
+            frames_out: 4,
+        }
+    }
+
+    pub fn node() -> NodeStats {
+        NodeStats {
+            node_id: Uuid::nil(),
+            hostname: "alpha".into(),
+            address: "127.0.0.1:8080".into(),
+            version: "0.1.0".into(),
+            started_at: OffsetDateTime::UNIX_EPOCH,
+            uptime_secs: 3725,
+            connections: 2,
+            users_online: 2,
+            subscriptions: 3,
+            rooms_live: 1,
+            messages_in_total: 10,
+            messages_out_total: 30,
+            messages_in_per_sec: 1.5,
+            messages_out_per_sec: 4.5,
+            queue_drops_total: 0,
+            db_pool: PoolStats {
+                max_size: 16,
+                connections: 4,
+                idle: 3,
+                in_use: 1,
+            },
+            rss_bytes: Some(50 * 1024 * 1024),
+            message_rate_history: vec![1.0, 2.0, 3.0, 2.0],
+        }
+    }
+
+    pub fn snapshot(rooms: Vec<RoomInfo>, connections: Vec<ConnectionInfo>) -> Snapshot {
+        Snapshot {
+            at: OffsetDateTime::UNIX_EPOCH + time::Duration::hours(1),
+            stats: Stats {
+                nodes: vec![node()],
+                totals: Totals {
+                    nodes: 1,
+                    connections: connections.len() as u64,
+                    ..Totals::default()
+                },
+            },
+            rooms,
+            connections,
+            truncated: false,
+        }
+    }
+
+    fn key(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    fn app_with(rooms: Vec<RoomInfo>, connections: Vec<ConnectionInfo>) -> App {
+        let mut app = App::new("http://test", Instant::now());
+        app.on_stream(StreamEvent::Snapshot(Box::new(snapshot(rooms, connections))));
+        app
+    }
+
+    fn names(app: &App) -> Vec<String> {
+        app.visible_rooms().iter().map(|r| room_label(r)).collect()
+    }
+
+    #[test]
+    fn rooms_sort_by_subscribers_descending_then_by_the_chosen_column() {
+        let mut app = app_with(vec![room("b", 1), room("c", 9), room("a", 5)], vec![]);
+        app.on_key(key(KeyCode::Char('2')));
+        assert_eq!(names(&app), ["c", "a", "b"]);
+        // Subscribers → Members → Msg/s → Last seq → Active → Room.
+        for _ in 0..5 {
+            app.on_key(key(KeyCode::Char('s')));
+        }
+        assert_eq!(app.rooms.sort, RoomColumn::Name);
+        assert_eq!(names(&app), ["c", "b", "a"], "still descending");
+        app.on_key(key(KeyCode::Char('S')));
+        assert_eq!(names(&app), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn the_filter_matches_names_and_ids_and_esc_clears_it() {
+        let general = room("General", 1);
+        let id = general.id.to_string();
+        let mut app = app_with(vec![general, room("random", 2), room("gen-z", 3)], vec![]);
+        app.on_key(key(KeyCode::Char('2')));
+        app.on_key(key(KeyCode::Char('/')));
+        for c in "GEN".chars() {
+            app.on_key(key(KeyCode::Char(c)));
+        }
+        assert_eq!(names(&app).len(), 3, "not applied before Enter");
+        app.on_key(key(KeyCode::Enter));
+        assert_eq!(names(&app), ["gen-z", "General"]);
+        assert!(!app.quit);
+
+        app.on_key(key(KeyCode::Char('/')));
+        app.on_key(key(KeyCode::Esc));
+        assert_eq!(names(&app).len(), 3, "Esc clears the filter");
+        assert!(!app.quit, "Esc in the filter input does not quit");
+
+        app.on_key(key(KeyCode::Char('/')));
+        for c in id[..13].chars() {
+            app.on_key(key(KeyCode::Char(c)));
+        }
+        app.on_key(key(KeyCode::Enter));
+        assert_eq!(names(&app), ["General"], "by id");
+    }
+
+    #[test]
+    fn connections_filter_by_username_or_id() {
+        let mut app = app_with(
+            vec![],
+            vec![connection(1, "alice"), connection(22, "bob"), connection(3, "carol")],
+        );
+        app.on_key(key(KeyCode::Char('3')));
+        app.on_key(key(KeyCode::Char('/')));
+        app.on_key(key(KeyCode::Char('2')));
+        app.on_key(key(KeyCode::Enter));
+        let users: Vec<_> = app.visible_connections().iter().map(|c| c.username.clone()).collect();
+        assert_eq!(users, ["bob"]);
+    }
+
+    #[test]
+    fn the_selection_follows_its_row_and_is_clamped_when_rows_disappear() {
+        let rows: Vec<_> = (1..=5).map(|i| connection(i, &format!("u{i}"))).collect();
+        let mut app = app_with(vec![], rows.clone());
+        app.on_key(key(KeyCode::Char('3')));
+        app.on_key(key(KeyCode::End));
+        assert_eq!(app.selected_connection().map(|c| c.id), Some(5));
+        app.on_key(key(KeyCode::Up));
+        assert_eq!(app.selected_connection().map(|c| c.id), Some(4));
+
+        // Row 1 goes: the selection stays on connection 4, now one position up.
+        app.on_stream(StreamEvent::Snapshot(Box::new(snapshot(vec![], rows[1..].to_vec()))));
+        assert_eq!(app.selected_connection().map(|c| c.id), Some(4));
+        assert_eq!(app.connections.selected, 2);
+
+        // Connections 4 and 5 go: the selection falls back to the last row left.
+        app.on_stream(StreamEvent::Snapshot(Box::new(snapshot(vec![], rows[1..3].to_vec()))));
+        assert_eq!(app.selected_connection().map(|c| c.id), Some(3));
+
+        // All go: nothing is selected, and moving does not panic.
+        app.on_stream(StreamEvent::Snapshot(Box::new(snapshot(vec![], vec![]))));
+        assert_eq!(app.selected_connection(), None);
+        for code in [
+            KeyCode::Down,
+            KeyCode::PageDown,
+            KeyCode::Home,
+            KeyCode::PageUp,
+            KeyCode::End,
+        ] {
+            app.on_key(key(code));
+        }
+        assert_eq!(app.connections.selected, 0);
+    }
+
+    #[test]
+    fn moving_stays_within_the_rows() {
+        let rows: Vec<_> = (1..=25).map(|i| connection(i, "u")).collect();
+        let mut app = app_with(vec![], rows);
+        app.on_key(key(KeyCode::Char('3')));
+        app.on_key(key(KeyCode::Char('k')));
+        assert_eq!(app.connections.selected, 0);
+        app.on_key(key(KeyCode::PageDown));
+        app.on_key(key(KeyCode::Char('j')));
+        assert_eq!(app.connections.selected, PAGE + 1);
+        for _ in 0..5 {
+            app.on_key(key(KeyCode::PageDown));
+        }
+        assert_eq!(app.connections.selected, 24);
+        app.on_key(key(KeyCode::Home));
+        assert_eq!(app.connections.selected, 0);
+    }
+
+    #[test]
+    fn close_asks_first_and_n_cancels() {
+        let mut app = app_with(vec![], vec![connection(7, "mallory")]);
+        app.on_key(key(KeyCode::Char('c')));
+        assert_eq!(app.dialog, None, "not on the overview");
+        app.on_key(key(KeyCode::Char('3')));
+        assert_eq!(app.on_key(key(KeyCode::Char('c'))), None);
+        assert!(app.dialog.is_some());
+        assert_eq!(app.on_key(key(KeyCode::Char('x'))), None, "other keys leave it up");
+        assert!(app.dialog.is_some());
+        assert_eq!(app.on_key(key(KeyCode::Char('n'))), None);
+        assert_eq!(app.dialog, None);
+        assert!(!app.quit);
+
+        app.on_key(key(KeyCode::Char('c')));
+        assert_eq!(app.on_key(key(KeyCode::Esc)), None);
+        assert!(!app.quit, "Esc closes the dialog, not the console");
+
+        app.on_key(key(KeyCode::Char('c')));
+        assert_eq!(
+            app.on_key(key(KeyCode::Char('y'))),
+            Some(Action::CloseConnection {
+                id: 7,
+                username: "mallory".into()
+            })
+        );
+        app.on_key(key(KeyCode::Char('d')));
+        assert_eq!(
+            app.on_key(key(KeyCode::Char('y'))),
+            Some(Action::DisableUser {
+                username: "mallory".into()
+            })
+        );
+    }
+
+    #[test]
+    fn archive_is_offered_on_the_rooms_screen_only() {
+        let r = room("old", 0);
+        let id = r.id;
+        let mut app = app_with(vec![r], vec![connection(1, "a")]);
+        app.on_key(key(KeyCode::Char('3')));
+        app.on_key(key(KeyCode::Char('a')));
+        assert_eq!(app.dialog, None);
+        app.on_key(key(KeyCode::Tab));
+        app.on_key(key(KeyCode::Tab));
+        assert_eq!(app.tab, Tab::Rooms, "Tab wraps around");
+        app.on_key(key(KeyCode::Char('a')));
+        assert_eq!(
+            app.on_key(key(KeyCode::Char('Y'))),
+            Some(Action::ArchiveRoom { id, name: "old".into() })
+        );
+        app.on_key(key(KeyCode::Char('d')));
+        assert_eq!(app.dialog, None, "disable is for connections");
+    }
+
+    #[test]
+    fn q_esc_and_ctrl_c_quit() {
+        for k in [
+            key(KeyCode::Char('q')),
+            key(KeyCode::Esc),
+            KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL),
+        ] {
+            let mut app = app_with(vec![], vec![]);
+            app.on_key(k);
+            assert!(app.quit, "{k:?}");
+        }
+        let mut app = app_with(vec![], vec![connection(1, "a")]);
+        app.on_key(key(KeyCode::Char('3')));
+        app.on_key(key(KeyCode::Char('c')));
+        app.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+        assert!(app.quit, "Ctrl-C quits even with a dialog open");
+    }
+
+    #[test]
+    fn a_failure_keeps_the_data_and_counts_down() {
+        let start = Instant::now();
+        let mut app = App::new("http://test", start);
+        app.on_stream(StreamEvent::Snapshot(Box::new(snapshot(vec![room("a", 1)], vec![]))));
+        assert!(app.is_live());
+        app.on_stream(StreamEvent::Disconnected {
+            reason: "connection refused".into(),
+            retry_in: Duration::from_secs(4),
+        });
+        assert!(!app.is_live());
+        assert_eq!(app.retry_in_secs(), Some(4));
+        app.tick(start + Duration::from_millis(1500));
+        assert_eq!(app.retry_in_secs(), Some(3));
+        app.tick(start + Duration::from_secs(10));
+        assert_eq!(app.retry_in_secs(), Some(0));
+        assert_eq!(app.visible_rooms().len(), 1, "the last data stays");
+    }
+
+    #[test]
+    fn action_outcomes_reach_the_status_line() {
+        let mut app = App::new("http://test", Instant::now());
+        let action = Action::DisableUser { username: "bob".into() };
+        app.on_action_done(&action, Ok(()));
+        assert_eq!(
+            app.status.as_ref().map(|s| (s.text.as_str(), s.error)),
+            Some(("disabled user bob", false))
+        );
+        app.on_action_done(&action, Err("forbidden".into()));
+        assert_eq!(
+            app.status.as_ref().map(|s| (s.text.as_str(), s.error)),
+            Some(("cannot disable user bob: forbidden", true))
+        );
+    }
+}
