@@ -21,8 +21,38 @@ use crate::config::Config;
 use crate::error::Error;
 use embedded::{Embedded, EmbeddedError, EmbeddedOptions};
 
-pub type PgPool = Pool<PostgresConnectionManager<NoTls>>;
-pub type PgConn<'a> = PooledConnection<'a, PostgresConnectionManager<NoTls>>;
+pub type PgPool = Pool<Manager>;
+pub type PgConn<'a> = PooledConnection<'a, Manager>;
+
+/// bb8-postgres's connection manager with a checkout test that costs no round trip.
+///
+/// bb8 tests every connection it hands out; bb8-postgres tests by sending an empty query, a
+/// round trip to PostgreSQL before every request's first real one (measured: a third of an
+/// unloaded history request). A connection whose socket has closed — PostgreSQL restarted,
+/// the backend was terminated — is known to be closed without asking (tokio-postgres marks
+/// its client closed when the connection task ends), so only such a one is probed, for the
+/// error that makes bb8 replace it.
+pub struct Manager(PostgresConnectionManager<NoTls>);
+
+impl bb8::ManageConnection for Manager {
+    type Connection = tokio_postgres::Client;
+    type Error = tokio_postgres::Error;
+
+    fn connect(&self) -> impl std::future::Future<Output = Result<Self::Connection, Self::Error>> + Send {
+        self.0.connect()
+    }
+
+    async fn is_valid(&self, conn: &mut Self::Connection) -> Result<(), Self::Error> {
+        if !conn.is_closed() {
+            return Ok(());
+        }
+        conn.simple_query("").await.map(drop)
+    }
+
+    fn has_broken(&self, conn: &mut Self::Connection) -> bool {
+        conn.is_closed()
+    }
+}
 
 /// The shared connection pool. Cheap to clone.
 #[derive(Clone)]
@@ -72,7 +102,7 @@ impl Db {
     /// Builds a pool without connecting: the first query connects, so a server can start (and
     /// answer `/readyz` with 503) while the database is still down.
     pub fn new(pg: tokio_postgres::Config, size: u32, timeout: Duration) -> Self {
-        let manager = PostgresConnectionManager::new(pg.clone(), NoTls);
+        let manager = Manager(PostgresConnectionManager::new(pg.clone(), NoTls));
         let last_error = LastError::default();
         let pool = Pool::builder()
             .max_size(size)

@@ -55,3 +55,32 @@ async fn readyz_is_503_and_requests_are_503_when_the_database_is_unreachable() {
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(code(&body), "unavailable");
 }
+
+#[tokio::test]
+async fn pooled_connections_postgresql_closed_are_replaced_not_handed_out() {
+    let app = TestApp::spawn().await;
+    let token = app.user("alice").await;
+    // Warm the pool, then end every server connection of this database but ours.
+    for _ in 0..4 {
+        assert_eq!(app.me(&token).await.0, 200);
+    }
+    let killed: i64 = app
+        .db
+        .client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()) t",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(killed >= 1, "the pool had connections");
+    // The clients notice the closed sockets at once; give them a moment to be scheduled.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..4 {
+        let (status, body) = app.me(&token).await;
+        assert_eq!(status, 200, "a closed connection was handed out: {body}");
+    }
+}
