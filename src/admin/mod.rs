@@ -178,7 +178,7 @@ fn connection_info(node: &Node, c: &Conn) -> ConnectionInfo {
         user_id: c.user_id,
         username: c.username.clone(),
         session_id: c.session_id,
-        remote_addr: c.client.ip.clone(),
+        remote_addr: c.client.address(),
         user_agent: c.client.user_agent.clone(),
         connected_at: c.connected_at,
         rooms,

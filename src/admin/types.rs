@@ -85,7 +85,8 @@ pub struct ConnectionInfo {
     pub user_id: Uuid,
     pub username: String,
     pub session_id: Uuid,
-    /// The peer's address as the server saw it (a proxy's, behind one).
+    /// The peer's address (`ip:port`, `[ip]:port` for IPv6) as the server saw it (a proxy's,
+    /// behind one).
     pub remote_addr: Option<String>,
     pub user_agent: Option<String>,
     #[serde(with = "time::serde::rfc3339")]

@@ -34,6 +34,20 @@ pub struct Accounts {
 pub struct ClientInfo {
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    /// The peer's port (the admin API tells one host's connections apart by it).
+    pub port: Option<u16>,
+}
+
+impl ClientInfo {
+    /// `ip:port` (`[ip]:port` for IPv6), or the ip alone.
+    pub fn address(&self) -> Option<String> {
+        let ip = self.ip.as_deref()?;
+        Some(match self.port {
+            Some(port) if ip.contains(':') => format!("[{ip}]:{port}"),
+            Some(port) => format!("{ip}:{port}"),
+            None => ip.to_owned(),
+        })
+    }
 }
 
 /// The authenticated caller of a request.

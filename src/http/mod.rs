@@ -214,6 +214,7 @@ pub(crate) fn client_info() -> impl Filter<Extract = (ClientInfo,), Error = std:
         |user_agent: Option<String>, addr: Option<SocketAddr>| ClientInfo {
             user_agent,
             ip: addr.map(|a| a.ip().to_string()),
+            port: addr.map(|a| a.port()),
         },
     )
 }

@@ -201,7 +201,7 @@ pub(super) struct Inner {
     activity: Mutex<HashMap<Uuid, Activity>>,
     /// Cancelled when the server starts shutting down (for sockets the hub does not hold,
     /// such as the admin stream).
-    stopping: CancellationToken,
+    pub(super) stopping: CancellationToken,
 }
 
 /// The hub. Cheap to clone.

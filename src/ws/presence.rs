@@ -95,6 +95,11 @@ pub(super) async fn work(presence: Arc<Presence>, hub: Weak<Inner>) {
         let idle = batch.users.is_empty() && batch.snapshots.is_empty() && batch.joined.is_empty();
         if !idle {
             let Some(inner) = hub.upgrade() else { return };
+            // Shutting down: every connection is being closed, nobody is left to tell, and
+            // the database may already be gone.
+            if inner.stopping.is_cancelled() {
+                return;
+            }
             if let Err(e) = (Hub { inner }).present(&batch, &mut told_online).await {
                 // Nothing is dropped: the batch waits for the next round (what was already
                 // told is told again, which is harmless: presence frames are states).
