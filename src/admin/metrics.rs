@@ -18,7 +18,7 @@ use prometheus_client::registry::Registry;
 pub struct RequestLabels {
     /// The route's template (`/api/v1/rooms/{id}/messages`), never the raw path.
     pub route: &'static str,
-    pub method: String,
+    pub method: &'static str,
     pub status: u16,
 }
 
@@ -192,12 +192,11 @@ impl Metrics {
     /// Counts an answered HTTP request.
     pub fn request(&self, path: &str, method: &str, status: u16, seconds: f64) {
         let route = route_template(path);
+        // Any token is a valid HTTP method; only the standard ones get a series of their own.
+        const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+        let method = METHODS.iter().find(|m| **m == method).copied().unwrap_or("other");
         self.http_requests
-            .get_or_create(&RequestLabels {
-                route,
-                method: method.to_owned(),
-                status,
-            })
+            .get_or_create(&RequestLabels { route, method, status })
             .inc();
         self.http_duration
             .get_or_create(&RouteLabels { route })
@@ -304,6 +303,7 @@ mod tests {
         let m = Metrics::new();
         m.messages_received.inc();
         m.request("/api/v1/rooms/abc", "GET", 404, 0.002);
+        m.request("/api/v1/rooms/abc", "BREW", 405, 0.001);
         let text = m.render(&Live {
             connections: 3,
             users_online: 2,
@@ -319,6 +319,10 @@ mod tests {
         assert!(text.contains("chatd_ws_connections 3"), "{text}");
         assert!(
             text.contains(r#"chatd_http_requests_total{route="/api/v1/rooms/{id}",method="GET",status="404"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"chatd_http_requests_total{route="/api/v1/rooms/{id}",method="other",status="405"} 1"#),
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");
