@@ -181,8 +181,11 @@ async fn tui_says_when_the_server_is_gone_and_keeps_the_last_data() {
         .await;
     server.stop();
     let shown = console
-        .until("the disconnected banner", |s| s.contains("DISCONNECTED — retrying in"))
+        .until("the disconnected banner", |s| {
+            s.contains("DISCONNECTED — last snapshot")
+        })
         .await;
+    assert!(shown.contains("retrying in"), "{shown}");
     assert!(
         table_rows(&shown).iter().any(|r| r.contains("lobby")),
         "the last data stays: {shown}"
