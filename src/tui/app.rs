@@ -599,7 +599,7 @@ impl App {
             KeyCode::Char('q') => self.quit = true,
             // Esc steps back: the detail pane first, then the filter, then out.
             KeyCode::Esc => {
-                if self.detail && self.tab != Tab::Overview {
+                if self.detail_shown() {
                     self.detail = false;
                 } else if !self.current_filter().is_empty() {
                     self.set_filter(String::new());
@@ -648,6 +648,17 @@ impl App {
             _ => {}
         }
         None
+    }
+
+    /// Whether a detail pane is open with a row in it: what Esc closes first. (With no row
+    /// selected there is no pane to see, and Esc goes on to the filter.)
+    pub fn detail_shown(&self) -> bool {
+        self.detail
+            && match self.tab {
+                Tab::Rooms => self.selected_room().is_some(),
+                Tab::Connections => self.selected_connection().is_some(),
+                Tab::Overview => false,
+            }
     }
 
     /// The filter applied to the current screen's table (empty for none, and on the overview).
@@ -1036,6 +1047,13 @@ pub(crate) mod tests {
         assert_eq!(app.visible_connections().len(), 2);
         app.on_key(key(KeyCode::Esc));
         assert!(app.quit, "then out");
+
+        // A pane with no row in it is not there to close.
+        let mut app = app_with(vec![], vec![]);
+        app.on_key(key(KeyCode::Char('3')));
+        app.on_key(key(KeyCode::Enter));
+        app.on_key(key(KeyCode::Esc));
+        assert!(app.quit, "nothing to close: out");
     }
 
     #[test]

@@ -635,10 +635,10 @@ fn help_keys(app: &App) -> Vec<(&'static str, &'static str, u8)> {
         ("Enter", "detail", 0),
     ]);
     // What Esc does before it quits.
-    if app.detail && (app.selected_room().is_some() || app.selected_connection().is_some()) {
-        keys.push(("Esc", "close detail", 1));
+    if app.detail_shown() {
+        keys.push(("Esc", "back", 1));
     } else if !app.current_filter().is_empty() {
-        keys.push(("Esc", "clear filter", 1));
+        keys.push(("Esc", "unfilter", 1));
     }
     match app.tab {
         Tab::Rooms => keys.push(("a", "archive", 0)),
@@ -968,7 +968,7 @@ mod tests {
         app.tab = Tab::Rooms;
         app.detail = true;
         let line = help(&app, 80);
-        for k in ["a archive", "Esc close detail", "/ filter"] {
+        for k in ["a archive", "Esc back", "s/S sort", "/ filter"] {
             assert!(line.contains(k), "{k}: {line}");
         }
         assert!(!line.contains("d disable"), "{line}");
