@@ -22,6 +22,14 @@ pub const PAGE: usize = 10;
 /// The reason sent with a close from the console.
 pub const CLOSE_REASON: &str = "closed by operator";
 
+/// The smallest terminal the layout fits. Below it only a "terminal too small" line is drawn,
+/// and every key but the quit keys is ignored: a key must never act on rows nobody can see.
+pub const MIN_WIDTH: u16 = 60;
+pub const MIN_HEIGHT: u16 = 15;
+
+/// How long an action's result stays on the status line. A failure stays until the next key.
+pub const STATUS_TTL: Duration = Duration::from_secs(8);
+
 /// The console's screens, in tab order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tab {
@@ -63,6 +71,11 @@ pub enum StreamEvent {
         reason: String,
         retry_in: Duration,
     },
+    /// The server refused us (not an administrator, a wrong password, a token it does not
+    /// accept). Asking again would only repeat the refusal, so the stream has stopped.
+    Refused {
+        reason: String,
+    },
 }
 
 /// The state of the link to the server.
@@ -75,6 +88,10 @@ pub enum Link {
     Down {
         reason: String,
         retry_at: Instant,
+    },
+    /// Refused for good (`StreamEvent::Refused`): nothing more will come.
+    Refused {
+        reason: String,
     },
 }
 
@@ -130,6 +147,9 @@ impl Action {
 pub struct Status {
     pub text: String,
     pub error: bool,
+    /// When it goes away by itself; `None` while the action is under way, and for a failure
+    /// (which stays until the next key, so it is not missed).
+    pub expires: Option<Instant>,
 }
 
 /// A table's columns: what the header says and how two rows compare.
@@ -375,6 +395,11 @@ pub struct App {
     pub status: Option<Status>,
     /// The time of the last tick: the "retrying in" countdown counts down from it.
     pub now: Instant,
+    /// When the last snapshot arrived, to say how old the data is while the link is down.
+    pub received_at: Option<Instant>,
+    /// The terminal's size at the last draw (or resize), as (width, height); `None` before
+    /// the first. Keys are judged against what the operator can see.
+    pub size: Option<(u16, u16)>,
     pub quit: bool,
 }
 
@@ -393,8 +418,20 @@ impl App {
             dialog: None,
             status: None,
             now,
+            received_at: None,
+            size: None,
             quit: false,
         }
+    }
+
+    /// Records the size the screen was last drawn at.
+    pub fn resized(&mut self, width: u16, height: u16) {
+        self.size = Some((width, height));
+    }
+
+    /// Whether the last draw was the "terminal too small" screen.
+    pub fn too_small(&self) -> bool {
+        matches!(self.size, Some((w, h)) if w < MIN_WIDTH || h < MIN_HEIGHT)
     }
 
     fn room_rows(&self) -> &[RoomInfo] {
@@ -440,8 +477,17 @@ impl App {
         }
     }
 
+    /// Whole seconds since the last snapshot arrived, if one did.
+    pub fn data_age_secs(&self) -> Option<u64> {
+        self.received_at
+            .map(|at| self.now.saturating_duration_since(at).as_secs())
+    }
+
     pub fn tick(&mut self, now: Instant) {
         self.now = now;
+        if matches!(&self.status, Some(Status { expires: Some(at), .. }) if *at <= now) {
+            self.status = None;
+        }
     }
 
     pub fn on_stream(&mut self, event: StreamEvent) {
@@ -449,6 +495,7 @@ impl App {
             StreamEvent::Snapshot(snapshot) => {
                 self.snapshot = Some(*snapshot);
                 self.link = Link::Live;
+                self.received_at = Some(self.now);
                 self.reselect();
             }
             StreamEvent::Disconnected { reason, retry_in } => {
@@ -457,7 +504,17 @@ impl App {
                     retry_at: self.now + retry_in,
                 };
             }
+            StreamEvent::Refused { reason } => self.link = Link::Refused { reason },
         }
+    }
+
+    /// An action the operator confirmed is under way.
+    pub fn on_action_started(&mut self, action: &Action) {
+        self.status = Some(Status {
+            text: action.pending(),
+            error: false,
+            expires: None,
+        });
     }
 
     /// The outcome of an action the client carried out.
@@ -466,10 +523,12 @@ impl App {
             Ok(()) => Status {
                 text: action.done(),
                 error: false,
+                expires: Some(self.now + STATUS_TTL),
             },
             Err(e) => Status {
                 text: action.failed(&e),
                 error: true,
+                expires: None,
             },
         });
     }
@@ -492,6 +551,17 @@ impl App {
             self.quit = true;
             return None;
         }
+        if self.too_small() {
+            // Nothing on screen to act on: only the ways out work.
+            if matches!(key.code, KeyCode::Char('q') | KeyCode::Esc) {
+                self.quit = true;
+            }
+            return None;
+        }
+        // A failure has been seen once a key is pressed.
+        if self.status.as_ref().is_some_and(|s| s.error) {
+            self.status = None;
+        }
         if let Some(action) = self.dialog.take() {
             return match key.code {
                 KeyCode::Char('y' | 'Y') => Some(action),
@@ -504,26 +574,39 @@ impl App {
             };
         }
         if let Some(text) = &mut self.input {
+            // The filter applies as it is typed; Enter closes the input and keeps it.
             match key.code {
-                KeyCode::Enter => {
-                    let filter = text.trim().to_lowercase();
-                    self.input = None;
-                    self.set_filter(filter);
-                }
+                KeyCode::Enter => self.input = None,
                 KeyCode::Esc => {
                     self.input = None;
                     self.set_filter(String::new());
                 }
                 KeyCode::Backspace => {
                     text.pop();
+                    let filter = text.trim().to_lowercase();
+                    self.set_filter(filter);
                 }
-                KeyCode::Char(c) => text.push(c),
+                KeyCode::Char(c) => {
+                    text.push(c);
+                    let filter = text.trim().to_lowercase();
+                    self.set_filter(filter);
+                }
                 _ => {}
             }
             return None;
         }
         match key.code {
-            KeyCode::Char('q') | KeyCode::Esc => self.quit = true,
+            KeyCode::Char('q') => self.quit = true,
+            // Esc steps back: the detail pane first, then the filter, then out.
+            KeyCode::Esc => {
+                if self.detail_shown() {
+                    self.detail = false;
+                } else if !self.current_filter().is_empty() {
+                    self.set_filter(String::new());
+                } else {
+                    self.quit = true;
+                }
+            }
             KeyCode::Tab => self.tab = self.tab.next(),
             KeyCode::BackTab => self.tab = self.tab.previous(),
             KeyCode::Char('1') => self.tab = Tab::Overview,
@@ -544,7 +627,7 @@ impl App {
             KeyCode::PageDown => self.move_by(PAGE as isize),
             KeyCode::Home | KeyCode::Char('g') => self.move_by(isize::MIN),
             KeyCode::End | KeyCode::Char('G') => self.move_by(isize::MAX),
-            KeyCode::Enter => self.detail = !self.detail,
+            KeyCode::Enter if self.tab != Tab::Overview => self.detail = !self.detail,
             KeyCode::Char('c') if self.tab == Tab::Connections => {
                 self.dialog = self.selected_connection().map(|c| Action::CloseConnection {
                     id: c.id,
@@ -565,6 +648,26 @@ impl App {
             _ => {}
         }
         None
+    }
+
+    /// Whether a detail pane is open with a row in it: what Esc closes first. (With no row
+    /// selected there is no pane to see, and Esc goes on to the filter.)
+    pub fn detail_shown(&self) -> bool {
+        self.detail
+            && match self.tab {
+                Tab::Rooms => self.selected_room().is_some(),
+                Tab::Connections => self.selected_connection().is_some(),
+                Tab::Overview => false,
+            }
+    }
+
+    /// The filter applied to the current screen's table (empty for none, and on the overview).
+    pub fn current_filter(&self) -> &str {
+        match self.tab {
+            Tab::Rooms => &self.rooms.filter,
+            Tab::Connections => &self.connections.filter,
+            Tab::Overview => "",
+        }
     }
 
     fn set_filter(&mut self, filter: String) {
@@ -724,9 +827,10 @@ pub(crate) mod tests {
         for c in "GEN".chars() {
             app.on_key(key(KeyCode::Char(c)));
         }
-        assert_eq!(names(&app).len(), 3, "not applied before Enter");
+        assert_eq!(names(&app), ["gen-z", "General"], "applied as it is typed");
         app.on_key(key(KeyCode::Enter));
-        assert_eq!(names(&app), ["gen-z", "General"]);
+        assert_eq!(app.input, None);
+        assert_eq!(names(&app), ["gen-z", "General"], "and kept by Enter");
         assert!(!app.quit);
 
         app.on_key(key(KeyCode::Char('/')));
@@ -898,6 +1002,106 @@ pub(crate) mod tests {
         app.tick(start + Duration::from_secs(10));
         assert_eq!(app.retry_in_secs(), Some(0));
         assert_eq!(app.visible_rooms().len(), 1, "the last data stays");
+    }
+
+    #[test]
+    fn below_the_minimum_size_only_the_quit_keys_work() {
+        let mut app = app_with(vec![], vec![connection(4, "bob")]);
+        app.resized(40, 10);
+        assert!(app.too_small());
+        // What closed a connection blind in the acceptance test.
+        for code in [KeyCode::Char('3'), KeyCode::End, KeyCode::Char('c'), KeyCode::Char('y')] {
+            assert_eq!(app.on_key(key(code)), None);
+        }
+        assert_eq!(app.tab, Tab::Overview);
+        assert_eq!(app.dialog, None);
+        app.on_key(key(KeyCode::Esc));
+        assert!(app.quit, "Esc still quits");
+
+        let mut app = app_with(vec![], vec![connection(4, "bob")]);
+        app.resized(MIN_WIDTH, MIN_HEIGHT);
+        assert!(!app.too_small());
+        app.on_key(key(KeyCode::Char('3')));
+        app.on_key(key(KeyCode::Char('c')));
+        assert!(app.dialog.is_some(), "at the minimum the keys work");
+        app.resized(MIN_WIDTH - 1, MIN_HEIGHT);
+        assert_eq!(app.on_key(key(KeyCode::Char('y'))), None, "not even to confirm");
+        app.on_key(key(KeyCode::Char('q')));
+        assert!(app.quit);
+    }
+
+    #[test]
+    fn esc_closes_the_detail_then_clears_the_filter_then_quits() {
+        let mut app = app_with(vec![], vec![connection(1, "alice"), connection(2, "bob")]);
+        app.on_key(key(KeyCode::Char('3')));
+        app.on_key(key(KeyCode::Char('/')));
+        app.on_key(key(KeyCode::Char('b')));
+        app.on_key(key(KeyCode::Enter));
+        app.on_key(key(KeyCode::Enter));
+        assert!(app.detail);
+        app.on_key(key(KeyCode::Esc));
+        assert!(!app.detail && !app.quit, "the detail pane first");
+        assert_eq!(app.visible_connections().len(), 1);
+        app.on_key(key(KeyCode::Esc));
+        assert!(!app.quit, "then the filter");
+        assert_eq!(app.visible_connections().len(), 2);
+        app.on_key(key(KeyCode::Esc));
+        assert!(app.quit, "then out");
+
+        // A pane with no row in it is not there to close.
+        let mut app = app_with(vec![], vec![]);
+        app.on_key(key(KeyCode::Char('3')));
+        app.on_key(key(KeyCode::Enter));
+        app.on_key(key(KeyCode::Esc));
+        assert!(app.quit, "nothing to close: out");
+    }
+
+    #[test]
+    fn a_result_leaves_the_status_line_after_a_while_and_a_failure_at_the_next_key() {
+        let start = Instant::now();
+        let mut app = App::new("http://test", start);
+        let action = Action::CloseConnection {
+            id: 4,
+            username: "bob".into(),
+        };
+        app.on_action_started(&action);
+        app.tick(start + STATUS_TTL * 2);
+        assert!(app.status.is_some(), "under way: stays");
+        app.on_action_done(&action, Ok(()));
+        app.tick(start + STATUS_TTL * 2 + Duration::from_secs(7));
+        assert!(app.status.is_some());
+        app.tick(start + STATUS_TTL * 3);
+        assert_eq!(app.status, None, "gone after {STATUS_TTL:?}");
+
+        app.on_action_done(&action, Err("not_found".into()));
+        app.tick(start + STATUS_TTL * 10);
+        assert!(
+            app.status.as_ref().is_some_and(|s| s.error),
+            "a failure waits to be seen"
+        );
+        app.on_key(key(KeyCode::Down));
+        assert_eq!(app.status, None);
+    }
+
+    #[test]
+    fn a_refusal_is_final_and_the_data_age_is_known() {
+        let start = Instant::now();
+        let mut app = App::new("http://test", start);
+        assert_eq!(app.data_age_secs(), None);
+        app.on_stream(StreamEvent::Snapshot(Box::new(snapshot(vec![], vec![]))));
+        app.tick(start + Duration::from_secs(35));
+        assert_eq!(app.data_age_secs(), Some(35));
+        app.on_stream(StreamEvent::Refused {
+            reason: "admin_required".into(),
+        });
+        assert_eq!(
+            app.link,
+            Link::Refused {
+                reason: "admin_required".into()
+            }
+        );
+        assert!(!app.is_live());
+        assert_eq!(app.retry_in_secs(), None, "no retry to count down to");
     }
 
     #[test]

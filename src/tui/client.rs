@@ -7,6 +7,12 @@
 //! (minting an operator token is free; a user's is reused until the server refuses it, since
 //! a login costs the server a password hash), and a REST call answered 401 gets a new token
 //! and is tried once more. The password stays in memory for the session and is never logged.
+//!
+//! A refusal is not an outage: a 403 (not an administrator), a login the server rejects (a
+//! wrong password) or a 401 that a fresh token did not cure (a token signed with another
+//! secret) will be answered the same way every time, so the stream stops on it instead of
+//! retrying. Retrying a wrong password would look like password guessing, and costs the
+//! server a password hash each time.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -82,7 +88,7 @@ pub enum Auth {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// No token could be had: no secret here, or the login was refused.
+    /// No token could be had: no secret here, or the server refused the login.
     #[error("{0}")]
     Auth(String),
     /// The server answered with an error.
@@ -96,6 +102,13 @@ pub enum ClientError {
 impl ClientError {
     fn is_unauthorized(&self) -> bool {
         matches!(self, ClientError::Api { status: 401, .. })
+    }
+
+    /// Whether asking again would get the same answer: no token can be had, or the server
+    /// refuses this account or token. (A 401 reaches the caller only after a fresh token was
+    /// refused too.) Network failures and 5xx are not refusals: they may pass.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, ClientError::Auth(_) | ClientError::Api { status: 401 | 403, .. })
     }
 }
 
@@ -197,6 +210,12 @@ impl AdminClient {
             .map_err(transport)?;
         let response = match check(response).await {
             Ok(r) => r,
+            // Rate limited or a server error: worth another try later.
+            Err(
+                e @ ClientError::Api {
+                    status: 429 | 500.., ..
+                },
+            ) => return Err(e),
             Err(ClientError::Api { code, message, .. }) => {
                 return Err(ClientError::Auth(format!(
                     "cannot sign in as {username}: {code}: {message}"
@@ -238,6 +257,11 @@ impl AdminClient {
 
     pub async fn stats(&self) -> Result<Stats, ClientError> {
         self.get("/api/v1/admin/stats").await
+    }
+
+    /// One admin call, to learn before the console starts whether it can get in at all.
+    pub async fn check_access(&self) -> Result<(), ClientError> {
+        self.stats().await.map(drop)
     }
 
     /// The first page of live connections.
@@ -346,11 +370,16 @@ impl AdminClient {
     }
 
     /// Feeds `events` with snapshots as they come, reconnecting with back-off whenever the
-    /// stream drops, until `events` is closed (the console quit).
+    /// stream drops, until `events` is closed (the console quit) or the server refuses us
+    /// (`StreamEvent::Refused`, the last event).
     pub async fn run_stream(self: Arc<Self>, options: StreamOptions, events: mpsc::Sender<StreamEvent>) {
         let mut backoff = BACKOFF_START;
         loop {
             let reason = match self.open_stream(&options).await {
+                Err(e) if e.is_refusal() => {
+                    let _ = events.send(StreamEvent::Refused { reason: e.to_string() }).await;
+                    return;
+                }
                 Err(e) => e.to_string(),
                 Ok(mut ws) => loop {
                     match next_snapshot(&mut ws, options.silence_limit()).await {
@@ -504,6 +533,10 @@ mod tests {
         let e = api_error(403, br#"{"error":{"code":"forbidden","message":"admins only"}}"#);
         assert_eq!(e.to_string(), "forbidden: admins only (HTTP 403)");
         assert!(api_error(401, b"").is_unauthorized());
+        assert!(e.is_refusal() && api_error(401, b"").is_refusal());
+        assert!(ClientError::Auth("no secret".into()).is_refusal());
+        assert!(!api_error(503, b"").is_refusal() && !api_error(429, b"").is_refusal());
+        assert!(!ClientError::Transport("connection refused".into()).is_refusal());
         assert!(format!("{:?}", Secret::new("hunter2".into())).find("hunter2").is_none());
     }
 

@@ -43,12 +43,14 @@ pub async fn run(client: AdminClient, options: StreamOptions, signals: &mut Sign
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !app.quit {
-            guard.terminal.draw(|frame| ui::render(frame, &app))?;
+            let drawn = guard.terminal.draw(|frame| ui::render(frame, &app))?;
+            // Keys are judged against what was drawn (a too-small screen shows no rows).
+            app.resized(drawn.area.width, drawn.area.height);
             tokio::select! {
                 event = keys.next() => match event {
                     Some(Ok(Event::Key(key))) => {
                         if let Some(action) = app.on_key(key) {
-                            app.status = Some(app::Status { text: action.pending(), error: false });
+                            app.on_action_started(&action);
                             let (client, done) = (client.clone(), done_tx.clone());
                             tokio::spawn(async move {
                                 let result = client.perform(&action).await.map_err(|e| e.to_string());
@@ -56,7 +58,8 @@ pub async fn run(client: AdminClient, options: StreamOptions, signals: &mut Sign
                             });
                         }
                     }
-                    // A resize is handled by the redraw at the top of the loop.
+                    // Recorded before any key that follows it; redrawn at the top of the loop.
+                    Some(Ok(Event::Resize(width, height))) => app.resized(width, height),
                     Some(Ok(_)) => {}
                     Some(Err(e)) => return Err(e),
                     None => break,

@@ -181,8 +181,11 @@ async fn tui_says_when_the_server_is_gone_and_keeps_the_last_data() {
         .await;
     server.stop();
     let shown = console
-        .until("the disconnected banner", |s| s.contains("DISCONNECTED — retrying in"))
+        .until("the disconnected banner", |s| {
+            s.contains("DISCONNECTED — last snapshot")
+        })
         .await;
+    assert!(shown.contains("retrying in"), "{shown}");
     assert!(
         table_rows(&shown).iter().any(|r| r.contains("lobby")),
         "the last data stays: {shown}"
@@ -222,10 +225,96 @@ async fn tui_signs_in_as_an_administrator_and_refuses_others() {
     .unwrap();
     assert!(matches!(wrong.snapshot(&OPTIONS).await, Err(ClientError::Auth(_))));
     let mut console = Console::start(&server, login("carol"));
-    console
+    let shown = console
         .until("a refusal in the banner", |s| {
-            s.contains("DISCONNECTED") && s.contains("HTTP 403")
+            s.contains("ACCESS REFUSED") && s.contains("HTTP 403")
         })
         .await;
+    assert!(
+        shown.contains("press q to quit") && !shown.contains("DISCONNECTED"),
+        "{shown}"
+    );
     assert_eq!(console.app.tab, Tab::Overview);
+}
+
+/// Every event the stream sends until its task ends by itself; a stream that keeps retrying
+/// never ends, and fails the test.
+async fn events_until_the_stream_stops(server: &TestApp, auth: Auth) -> Vec<StreamEvent> {
+    let client = Arc::new(AdminClient::new(&server.url(""), auth).expect("a client"));
+    let (tx, mut rx) = mpsc::channel(8);
+    let task = tokio::spawn(client.run_stream(OPTIONS, tx));
+    let mut events = Vec::new();
+    loop {
+        match tokio::time::timeout(WAIT, rx.recv()).await {
+            Ok(Some(event)) => events.push(event),
+            Ok(None) => break,
+            Err(_) => panic!("the stream still runs after {WAIT:?}: {events:?}"),
+        }
+    }
+    task.await.expect("the stream task");
+    events
+}
+
+#[tokio::test]
+async fn tui_gives_up_at_once_when_it_can_never_get_in() {
+    let server = TestApp::spawn().await;
+    server.admin("root").await;
+    server.user("carol").await;
+    let login = |username: &str, password: &str| Auth::Login {
+        username: username.into(),
+        password: Secret::new(password.into()),
+    };
+    let mut other_secret = (*server.config).clone();
+    other_secret.auth.jwt_secret = Some("another-secret-another-secret-another-secret".into());
+    other_secret.auth.jwt_secret_file = None;
+    let cases = [
+        ("not an administrator", login("carol", "password123"), "admin_required"),
+        (
+            "a wrong password",
+            login("root", "not-the-password"),
+            "invalid_credentials",
+        ),
+        (
+            "a token signed with another secret",
+            Auth::Operator(Arc::new(other_secret)),
+            "invalid_token",
+        ),
+    ];
+    for (what, auth, code) in cases {
+        // Before the console starts: one call says it cannot get in.
+        let client = AdminClient::new(&server.url(""), auth.clone()).expect("a client");
+        let refused = client.check_access().await.expect_err(what);
+        assert!(refused.is_refusal(), "{what}: {refused:?}");
+        assert!(refused.to_string().contains(code), "{what}: {refused}");
+
+        // While it runs: one refusal, and the stream stops (no password sent again and again).
+        let events = events_until_the_stream_stops(&server, auth).await;
+        match events.as_slice() {
+            [StreamEvent::Refused { reason }] => assert!(reason.contains(code), "{what}: {reason}"),
+            other => panic!("{what}: {other:?}"),
+        }
+        let mut app = App::new(server.url(""), Instant::now());
+        for event in events {
+            app.on_stream(event);
+        }
+        let shown = screen(&app);
+        assert!(
+            shown.contains("ACCESS REFUSED") && shown.contains(code) && shown.contains("press q to quit"),
+            "{what}: {shown}"
+        );
+    }
+
+    let root = AdminClient::new(&server.url(""), login("root", "password123")).expect("a client");
+    root.check_access().await.expect("an administrator gets in");
+}
+
+#[tokio::test]
+async fn tui_reports_a_server_that_is_not_running_as_such() {
+    let mut server = TestApp::spawn().await;
+    let client = AdminClient::new(&server.url(""), Auth::Operator(server.config.clone())).expect("a client");
+    client.check_access().await.expect("running");
+    server.stop();
+    let e = client.check_access().await.expect_err("stopped");
+    assert!(!e.is_refusal(), "an outage may pass: {e:?}");
+    assert!(matches!(e, ClientError::Transport(_)), "{e:?}");
 }
