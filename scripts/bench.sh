@@ -74,14 +74,16 @@ if [[ $QUICK == 1 ]]; then
     ROOMS=(rooms --rooms 5 --clients 4 --rate 200)
     CONN_COUNT=200
     LOGIN=(login --concurrency 4 --during fanout --clients 50 --senders 5 --rate 40)
-    HISTORY=(history --messages 2000 --requests 200 --concurrency 8)
+    HISTORY=(history --messages 2000 --requests 200)
+    HISTORY_CONCURRENCY=8
 else
     TIMING=(--warmup 2 --duration 10 --drain 5)
     FANOUT=(fanout --clients 1000 --senders 10 --rate 50,100,150,200,250)
     ROOMS=(rooms --rooms 100 --clients 10 --rate 10000)
     CONN_COUNT=50000
     LOGIN=(login --concurrency 32 --during fanout --clients 1000 --senders 10 --rate 150)
-    HISTORY=(history --messages 1000000 --requests 2000 --concurrency 16)
+    HISTORY=(history --messages 1000000 --requests 2000)
+    HISTORY_CONCURRENCY=16
 fi
 CONN_NOTE=
 if ((CONN_COUNT > HARD_NOFILE - 2000)); then
@@ -106,7 +108,12 @@ run fanout "${FANOUT[@]}"
 run rooms "${ROOMS[@]}"
 run connections "${CONNECTIONS[@]}"
 run login "${LOGIN[@]}"
-run history "${HISTORY[@]}"
+run history "${HISTORY[@]}" --concurrency "$HISTORY_CONCURRENCY"
+# The same room again, one request at a time: the latency of a page without queueing.
+HISTORY_ROOM=$(sed -n 's/.*"room_id":"\([^"]*\)".*/\1/p' "$WORK/history.json" | head -n 1)
+if [[ -n $HISTORY_ROOM ]]; then
+    run history_c1 "${HISTORY[@]}" --room "$HISTORY_ROOM" --concurrency 1
+fi
 
 # The document, from the same JSON files the tables above were printed from.
 OUT=${BENCH_OUT:-docs}
@@ -133,7 +140,8 @@ mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo 2>/dev/nu
     echo "- open files (hard limit per process): $HARD_NOFILE"
     [[ -n $CONN_NOTE ]] && echo "- connections: $CONN_NOTE"
     echo
-    for name in fanout rooms connections login history; do
+    for name in fanout rooms connections login history history_c1; do
+        [[ -f $WORK/$name.json ]] || continue
         echo "## $name"
         echo
         "$BIN" bench report --markdown --input "$WORK/$name.json"
