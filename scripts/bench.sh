@@ -97,7 +97,9 @@ COMMANDS=()
 run() {
     local name=$1
     shift
-    local cmd=("$BIN" bench --url "$URL" --json --cleanup "${TIMING[@]}" "$@")
+    local cleanup=(--cleanup)
+    [[ -n ${KEEP:-} ]] && cleanup=()
+    local cmd=("$BIN" bench --url "$URL" --json "${cleanup[@]}" "${TIMING[@]}" "$@")
     echo
     echo "== $name: chatd bench ${cmd[*]:2}"
     COMMANDS+=("chatd bench ${cmd[*]:2}")
@@ -108,7 +110,9 @@ run fanout "${FANOUT[@]}"
 run rooms "${ROOMS[@]}"
 run connections "${CONNECTIONS[@]}"
 run login "${LOGIN[@]}"
-run history "${HISTORY[@]}" --concurrency "$HISTORY_CONCURRENCY"
+# The seeded room is kept (KEEP=1: no --cleanup) for the run after it; the server is thrown
+# away at the end anyway.
+KEEP=1 run history "${HISTORY[@]}" --concurrency "$HISTORY_CONCURRENCY"
 # The same room again, one request at a time: the latency of a page without queueing.
 HISTORY_ROOM=$(sed -n 's/.*"room_id":"\([^"]*\)".*/\1/p' "$WORK/history.json" | head -n 1)
 if [[ -n $HISTORY_ROOM ]]; then

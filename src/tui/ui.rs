@@ -750,30 +750,37 @@ fn timestamp(t: OffsetDateTime) -> String {
     )
 }
 
+/// What `render` draws on a `width` × `height` terminal, as lines of text (for tests, here
+/// and against a live server, and for looking at a screen without a terminal).
+pub fn render_text(app: &App, width: u16, height: u16) -> String {
+    let mut terminal = match ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, height)) {
+        Ok(t) => t,
+        Err(e) => match e {},
+    };
+    if let Err(e) = terminal.draw(|f| render(f, app)) {
+        match e {}
+    }
+    let buffer = terminal.backend().buffer();
+    let mut out = String::new();
+    for y in 0..buffer.area.height {
+        for x in 0..buffer.area.width {
+            out.push_str(buffer[(x, y)].symbol());
+        }
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
-
-    use ratatui::backend::TestBackend;
-    use ratatui::Terminal;
 
     use super::*;
     use crate::tui::app::tests::{connection, room, snapshot};
     use crate::tui::app::StreamEvent;
 
-    /// The screen as lines of text.
     fn draw(app: &App, width: u16, height: u16) -> String {
-        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-        terminal.draw(|f| render(f, app)).unwrap();
-        let buffer = terminal.backend().buffer();
-        let mut out = String::new();
-        for y in 0..buffer.area.height {
-            for x in 0..buffer.area.width {
-                out.push_str(buffer[(x, y)].symbol());
-            }
-            out.push('\n');
-        }
-        out
+        render_text(app, width, height)
     }
 
     fn live_app() -> App {

@@ -7,8 +7,6 @@ use std::time::{Duration, Instant};
 use chatd::tui::app::Tab;
 use chatd::tui::{ui, Action, AdminClient, App, Auth, ClientError, Secret, StreamEvent, StreamOptions};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use ratatui::backend::TestBackend;
-use ratatui::Terminal;
 use tokio::sync::mpsc;
 
 use crate::helpers::TestApp;
@@ -25,17 +23,7 @@ const WAIT: Duration = Duration::from_secs(15);
 
 /// The console's screen, as lines of text.
 fn screen(app: &App) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(110, 30)).expect("a test terminal");
-    terminal.draw(|f| ui::render(f, app)).expect("draw");
-    let buffer = terminal.backend().buffer();
-    let mut out = String::new();
-    for y in 0..buffer.area.height {
-        for x in 0..buffer.area.width {
-            out.push_str(buffer[(x, y)].symbol());
-        }
-        out.push('\n');
-    }
-    out
+    ui::render_text(app, 110, 30)
 }
 
 /// The rows of the table on screen (inside its border), not the title or the status line.
