@@ -138,7 +138,7 @@ mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo 2>/dev/nu
     echo "intended send time (open loop); warm-up excluded; \`errors\` are counted by code."
     echo
     echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+    echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet -- . ":(exclude)$OUT" 2>/dev/null || echo ' (with uncommitted changes)')"
     echo "- CPU: $cpu; cores: $(nproc); memory: $mem"
     echo "- kernel: $(uname -sr)"
     echo "- open files (hard limit per process): $HARD_NOFILE"
