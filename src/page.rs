@@ -7,13 +7,13 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::users::Username;
 
 /// One page of a cursor-paginated list.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass back as `cursor` (for message history: as `before`/`after`) for the next page;

@@ -207,8 +207,9 @@ pub enum RoomOrder {
 }
 
 /// Live rooms (subscribed here, or with a message in the last ten minutes), at most `limit`,
-/// with names and member counts from the database; and whether there are more.
-pub async fn rooms(hub: &Hub, db: &Db, order: RoomOrder, limit: usize) -> Result<(Vec<RoomInfo>, bool)> {
+/// with names and member counts from the database (rooms deleted meanwhile are left out); and,
+/// when there are more, the id to continue after.
+pub async fn rooms(hub: &Hub, db: &Db, order: RoomOrder, limit: usize) -> Result<(Vec<RoomInfo>, Option<Uuid>)> {
     let mut live = hub.live_rooms();
     match order {
         RoomOrder::ById { after } => {
@@ -224,8 +225,10 @@ pub async fn rooms(hub: &Hub, db: &Db, order: RoomOrder, limit: usize) -> Result
     }
     let more = live.len() > limit;
     live.truncate(limit);
+    // From the page as listed, before deleted rooms drop out of it.
+    let next = if more { live.last().map(|r| r.id) } else { None };
     if live.is_empty() {
-        return Ok((Vec::new(), false));
+        return Ok((Vec::new(), None));
     }
     let ids: Vec<Uuid> = live.iter().map(|r| r.id).collect();
     let records = rooms::with_member_counts(&*db.conn().await?, &ids).await?;
@@ -247,5 +250,5 @@ pub async fn rooms(hub: &Hub, db: &Db, order: RoomOrder, limit: usize) -> Result
             })
         })
         .collect();
-    Ok((list, more))
+    Ok((list, next))
 }

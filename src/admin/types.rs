@@ -67,14 +67,9 @@ pub struct Totals {
     pub messages_out_per_sec: f64,
 }
 
-/// `GET /api/v1/admin/connections`: one page, oldest connection first.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ConnectionPage {
-    pub connections: Vec<ConnectionInfo>,
-    /// Pass as `after` for the next page; absent on the last.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next: Option<String>,
-}
+/// `GET /api/v1/admin/connections`: one page (`{items, next_cursor}`, as every list), oldest
+/// connection first.
+pub type ConnectionPage = crate::page::Page<ConnectionInfo>;
 
 /// One live WebSocket connection.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -103,12 +98,7 @@ pub struct ConnectionInfo {
 
 /// `GET /api/v1/admin/rooms`: one page of live rooms (subscribed on some node, or with
 /// messages in the last 10 minutes), by id.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct RoomPage {
-    pub rooms: Vec<RoomInfo>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next: Option<String>,
-}
+pub type RoomPage = crate::page::Page<RoomInfo>;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RoomInfo {

@@ -215,6 +215,19 @@ impl Database {
             if pg.get_connect_timeout().is_none() {
                 pg.connect_timeout(timeout);
             }
+            // Pooled connections are handed out without a round trip (see `Manager`): one whose
+            // peer vanished without closing it (a NAT or firewall dropping an idle flow) must be
+            // found by the kernel instead, in about a minute rather than the default two hours.
+            // Settings in the URL win.
+            if pg.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
+                pg.keepalives_idle(Duration::from_secs(30));
+            }
+            if pg.get_keepalives_interval().is_none() {
+                pg.keepalives_interval(Duration::from_secs(10));
+            }
+            if pg.get_keepalives_retries().is_none() {
+                pg.keepalives_retries(3);
+            }
             let db = Db::new(pg, config.database.pool_size, timeout);
             return Ok(Self { db, embedded: None });
         }

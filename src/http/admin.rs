@@ -176,11 +176,17 @@ async fn stats(auth: Option<String>, state: AppState) -> Result<Response, ApiErr
     Ok(json(StatusCode::OK, &admin::stats(&state.node, &state.hub, &state.db)))
 }
 
-/// An `after` cursor: `T` parsed, or 422 `invalid_cursor` as for every other list.
+/// The `cursor` parameter (opaque, from a previous page's `next_cursor`), decoded to a `T`;
+/// 422 `invalid_cursor` as for every other list.
 fn cursor<T: std::str::FromStr>(q: &std::collections::HashMap<String, String>) -> Result<Option<T>, ApiError> {
-    q.get("after")
-        .map(|a| a.parse().map_err(|_| crate::page::invalid_cursor().into()))
+    q.get("cursor")
+        .map(|c| {
+            crate::page::decode(c)?
+                .parse()
+                .map_err(|_| crate::page::invalid_cursor())
+        })
         .transpose()
+        .map_err(ApiError::from)
 }
 
 /// Refuses query parameters other than `allowed`.
@@ -197,23 +203,25 @@ fn only(q: &std::collections::HashMap<String, String>, allowed: &[&str]) -> Resu
 async fn connections(auth: Option<String>, q: Query, state: AppState) -> Result<Response, ApiError> {
     admin(&state, auth).await?;
     let q = q?;
-    only(&q, &["after", "limit"])?;
+    only(&q, &["cursor", "limit"])?;
     let limit = CONNECTIONS_LIMIT.apply(param_limit(&q, CONNECTIONS_LIMIT)?)? as usize;
     let after: u64 = cursor(&q)?.unwrap_or(0);
-    let (connections, more) = admin::connections(&state.node, &state.hub, after, limit);
-    let next = more.then(|| connections.last().map(|c| c.id.to_string())).flatten();
-    Ok(json(StatusCode::OK, &ConnectionPage { connections, next }))
+    let (items, more) = admin::connections(&state.node, &state.hub, after, limit);
+    let next_cursor = more
+        .then(|| items.last().map(|c| crate::page::encode(&c.id.to_string())))
+        .flatten();
+    Ok(json(StatusCode::OK, &ConnectionPage { items, next_cursor }))
 }
 
 async fn rooms(auth: Option<String>, q: Query, state: AppState) -> Result<Response, ApiError> {
     admin(&state, auth).await?;
     let q = q?;
-    only(&q, &["after", "limit"])?;
+    only(&q, &["cursor", "limit"])?;
     let limit = ROOMS_LIMIT.apply(param_limit(&q, ROOMS_LIMIT)?)? as usize;
     let after: Option<Uuid> = cursor(&q)?;
-    let (rooms, more) = admin::rooms(&state.hub, &state.db, RoomOrder::ById { after }, limit).await?;
-    let next = more.then(|| rooms.last().map(|r| r.id.to_string())).flatten();
-    Ok(json(StatusCode::OK, &RoomPage { rooms, next }))
+    let (items, next) = admin::rooms(&state.hub, &state.db, RoomOrder::ById { after }, limit).await?;
+    let next_cursor = next.map(|id| crate::page::encode(&id.to_string()));
+    Ok(json(StatusCode::OK, &RoomPage { items, next_cursor }))
 }
 
 async fn close_connection(id: String, auth: Option<String>, body: Body, state: AppState) -> Result<Response, ApiError> {
@@ -264,7 +272,8 @@ async fn set_disabled(
     let who = admin(&state, auth).await?;
     let name = path_param(&name);
     if let Admin::User(me) = &who {
-        if disabled && me.username == name {
+        // By id: names are matched without regard to case.
+        if disabled && state.accounts.user(&name).await?.id == me.user_id {
             return Err(Error::conflict("cannot_disable_self", "you cannot disable your own account").into());
         }
     }
@@ -324,6 +333,7 @@ async fn stream(
 pub async fn snapshot(state: &AppState, rooms: usize, connections: usize) -> Result<Snapshot, Error> {
     let stats = admin::stats(&state.node, &state.hub, &state.db);
     let (rooms, more_rooms) = admin::rooms(&state.hub, &state.db, RoomOrder::Busiest, rooms).await?;
+    let more_rooms = more_rooms.is_some();
     let (connections, more_conns) = admin::connections(&state.node, &state.hub, 0, connections);
     Ok(Snapshot {
         at: time::OffsetDateTime::now_utc(),

@@ -542,14 +542,15 @@ impl Hub {
         conns
     }
 
-    /// Closes connection `id` (an administrator's decision); `false` if there is none.
+    /// Closes connection `id` (an administrator's decision); `false` if there is none, or it
+    /// is closing already (for another reason, which its client is being told).
     pub fn close_connection(&self, id: u64, why: Close) -> bool {
         match self.all_conns().into_iter().find(|c| c.id == id) {
-            Some(conn) => {
+            Some(conn) if conn.close_reason().is_none() => {
                 conn.close(why);
                 true
             }
-            None => false,
+            _ => false,
         }
     }
 

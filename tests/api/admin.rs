@@ -171,9 +171,9 @@ async fn stats_connections_and_rooms_show_live_sockets() {
     assert_eq!(stats.totals.connections, 2);
 
     let page = app.connections(&root).await;
-    let names: Vec<&str> = page.connections.iter().map(|c| c.username.as_str()).collect();
+    let names: Vec<&str> = page.items.iter().map(|c| c.username.as_str()).collect();
     assert_eq!(names, ["alice", "bob"], "oldest first");
-    let conn = &page.connections[0];
+    let conn = &page.items[0];
     assert_eq!(conn.rooms, [room.parse::<uuid::Uuid>().unwrap()]);
     let remote = conn.remote_addr.as_deref().unwrap_or_default();
     let (ip, port) = remote.rsplit_once(':').expect("ip:port");
@@ -183,14 +183,14 @@ async fn stats_connections_and_rooms_show_live_sockets() {
     assert!(conn.queue_capacity >= 16);
     // Pagination: one at a time.
     let first: ConnectionPage = app.get_ok("/api/v1/admin/connections?limit=1", &root).await;
-    let next = first.next.expect("a second page");
+    let next = first.next_cursor.expect("a second page");
     let second: ConnectionPage = app
-        .get_ok(&format!("/api/v1/admin/connections?limit=1&after={next}"), &root)
+        .get_ok(&format!("/api/v1/admin/connections?limit=1&cursor={next}"), &root)
         .await;
-    assert_eq!(second.connections[0].username, "bob");
-    assert_eq!(second.next, None);
+    assert_eq!(second.items[0].username, "bob");
+    assert_eq!(second.next_cursor, None);
     let (status, body) = app
-        .call("GET", "/api/v1/admin/connections?after=x", Some(&root), None)
+        .call("GET", "/api/v1/admin/connections?cursor=x", Some(&root), None)
         .await;
     assert_eq!((status, code(&body)), (422, "invalid_cursor"));
     let (status, body) = app
@@ -199,8 +199,8 @@ async fn stats_connections_and_rooms_show_live_sockets() {
     assert_eq!((status, code(&body)), (422, "invalid_limit"));
 
     let rooms: RoomPage = app.get_ok("/api/v1/admin/rooms", &root).await;
-    assert_eq!(rooms.rooms.len(), 1, "{rooms:?}");
-    let lobby = &rooms.rooms[0];
+    assert_eq!(rooms.items.len(), 1, "{rooms:?}");
+    let lobby = &rooms.items[0];
     assert_eq!(lobby.name.as_deref(), Some("lobby"));
     assert_eq!((lobby.subscribers, lobby.members, lobby.last_seq), (2, 1, 1));
     assert!(lobby.last_activity.is_some());
@@ -224,7 +224,7 @@ async fn an_administrator_closes_a_connection_with_a_reason() {
     assert_eq!(status, 204, "{body}");
     assert_eq!(ws.closed().await, (4010, "closed_by_admin: spamming".into()));
     let deadline = tokio::time::Instant::now() + WS_WAIT;
-    while !app.connections(&root).await.connections.is_empty() {
+    while !app.connections(&root).await.items.is_empty() {
         assert!(tokio::time::Instant::now() < deadline, "the connection is still listed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -257,10 +257,11 @@ async fn administrators_disable_users_and_archive_rooms() {
         .await;
     assert_eq!(status, 200);
     assert_eq!(app.login("alice", "password123").await.0, 200);
-    let (status, body) = app
-        .call("POST", "/api/v1/admin/users/root/disable", Some(&root), None)
-        .await;
-    assert_eq!((status, code(&body)), (409, "cannot_disable_self"));
+    for me in ["root", "ROOT"] {
+        let path = format!("/api/v1/admin/users/{me}/disable");
+        let (status, body) = app.call("POST", &path, Some(&root), None).await;
+        assert_eq!((status, code(&body)), (409, "cannot_disable_self"), "{me}");
+    }
     let (status, body) = app
         .call("POST", "/api/v1/admin/users/nobody/disable", Some(&root), None)
         .await;
