@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::net::{TcpListener, TcpSocket};
@@ -31,7 +31,6 @@ pub struct AppState {
     pub hub: Hub,
     pub db: Db,
     pub config: Arc<Config>,
-    pub started_at: Instant,
     /// This process as the admin API and `/metrics` describe it.
     pub node: Arc<Node>,
 }
@@ -54,7 +53,6 @@ impl AppState {
             hub,
             db,
             config,
-            started_at: Instant::now(),
             node,
         })
     }

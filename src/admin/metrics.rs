@@ -261,24 +261,12 @@ pub fn route_template(path: &str) -> &'static str {
         .unwrap_or("other")
 }
 
-/// Adds `n` to a counter that the hot path accumulated locally.
-pub fn add(counter: &Counter, n: u64) {
-    if n > 0 {
-        counter.inc_by(n);
-    }
-}
-
 /// Resident memory of this process (Linux: /proc/self/statm), if known.
 pub fn rss_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok()??;
     Some(pages * page as u64)
-}
-
-/// A counter's value, for the admin API (the same numbers `/metrics` shows).
-pub fn value(counter: &Counter) -> u64 {
-    counter.get()
 }
 
 #[cfg(test)]

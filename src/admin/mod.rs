@@ -217,9 +217,8 @@ pub async fn rooms(hub: &Hub, db: &Db, order: RoomOrder, limit: usize) -> Result
             live.sort_unstable_by_key(|r| r.id);
         }
         RoomOrder::Busiest => live.sort_unstable_by(|a, b| {
-            (b.subscribers, b.per_sec)
-                .partial_cmp(&(a.subscribers, a.per_sec))
-                .unwrap_or(std::cmp::Ordering::Equal)
+            (b.subscribers.cmp(&a.subscribers))
+                .then(b.per_sec.total_cmp(&a.per_sec))
                 .then(a.id.cmp(&b.id))
         }),
     }

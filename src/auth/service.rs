@@ -223,12 +223,12 @@ impl Accounts {
         Ok((User::from(&record), self.pair(record.id, state.session_id, new_token)?))
     }
 
-    /// Resolves an access token to its caller, checking that its session is still live.
     /// Accepts an operator token (minted from the signing secret) for the admin API.
     pub fn verify_operator(&self, token: &str) -> Result<()> {
         self.tokens.verify_operator(token)
     }
 
+    /// Resolves an access token to its caller, checking that its session is still live.
     pub async fn authenticate(&self, access_token: &str) -> Result<AuthUser> {
         let claims = self.tokens.verify(access_token)?;
         let conn = self.db.conn().await?;

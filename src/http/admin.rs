@@ -8,8 +8,6 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 use warp::http::StatusCode;
@@ -18,8 +16,8 @@ use warp::Filter;
 
 use super::error::reply;
 use super::{
-    bearer, body, json, no_content, param_limit, parse_json, path_param, query, room_id, with_state, ApiError, Body,
-    Query,
+    bearer, body, json, no_content, only_params, param_limit, parse_json, path_param, query, room_id, with_state,
+    ApiError, Body, Query,
 };
 use crate::admin::types::{CloseRequest, ConnectionPage, RoomPage, Snapshot, StreamFrame};
 use crate::admin::{self, RoomOrder};
@@ -154,12 +152,7 @@ impl Admin {
 
 /// The caller, if they may administer the server.
 async fn admin(state: &AppState, header: Option<String>) -> Result<Admin, ApiError> {
-    let token = header
-        .as_deref()
-        .and_then(|h| h.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim());
-    if let Some(token) = token {
+    if let Some(token) = super::bearer_token(header.as_deref()) {
         if state.accounts.verify_operator(token).is_ok() {
             return Ok(Admin::Operator);
         }
@@ -189,21 +182,10 @@ fn cursor<T: std::str::FromStr>(q: &std::collections::HashMap<String, String>) -
         .map_err(ApiError::from)
 }
 
-/// Refuses query parameters other than `allowed`.
-fn only(q: &std::collections::HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
-    match q.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(ApiError::bad_request(
-            "invalid_query",
-            format!("unknown query parameter '{k}': accepted are {}", allowed.join(", ")),
-        )),
-        None => Ok(()),
-    }
-}
-
 async fn connections(auth: Option<String>, q: Query, state: AppState) -> Result<Response, ApiError> {
     admin(&state, auth).await?;
     let q = q?;
-    only(&q, &["cursor", "limit"])?;
+    only_params(&q, &["cursor", "limit"])?;
     let limit = CONNECTIONS_LIMIT.apply(param_limit(&q, CONNECTIONS_LIMIT)?)? as usize;
     let after: u64 = cursor(&q)?.unwrap_or(0);
     let (items, more) = admin::connections(&state.node, &state.hub, after, limit);
@@ -216,7 +198,7 @@ async fn connections(auth: Option<String>, q: Query, state: AppState) -> Result<
 async fn rooms(auth: Option<String>, q: Query, state: AppState) -> Result<Response, ApiError> {
     admin(&state, auth).await?;
     let q = q?;
-    only(&q, &["cursor", "limit"])?;
+    only_params(&q, &["cursor", "limit"])?;
     let limit = ROOMS_LIMIT.apply(param_limit(&q, ROOMS_LIMIT)?)? as usize;
     let after: Option<Uuid> = cursor(&q)?;
     let (items, next) = admin::rooms(&state.hub, &state.db, RoomOrder::ById { after }, limit).await?;
@@ -291,7 +273,7 @@ struct StreamParams {
 
 fn stream_params(q: Query) -> Result<StreamParams, ApiError> {
     let q = q?;
-    only(&q, &["interval_ms", "rooms", "connections", "token"])?;
+    only_params(&q, &["interval_ms", "rooms", "connections", "token"])?;
     let number = |name: &str, default: u64, min: u64, max: u64| -> Result<u64, ApiError> {
         match q.get(name) {
             None => Ok(default),
@@ -316,9 +298,8 @@ async fn stream(
     ws: Option<crate::ws::Handshake>,
     state: AppState,
 ) -> Result<Response, ApiError> {
-    // `?token=` for browsers, as on the chat gateway; the header wins.
     let token = q.as_ref().ok().and_then(|q| q.get("token").cloned());
-    let auth = auth.or(token.map(|t| format!("Bearer {t}")));
+    let auth = super::header_or_query_token(auth, token);
     let who = admin(&state, auth).await?;
     let params = stream_params(q)?;
     let Some(ws) = ws else {
@@ -387,11 +368,7 @@ async fn push_snapshots(socket: crate::ws::Socket, state: AppState, who: Admin, 
         }
     };
     if let Some(why) = close {
-        let frame = CloseFrame {
-            code: CloseCode::from(why.code()),
-            reason: why.reason().into(),
-        };
-        let _ = tokio::time::timeout(Duration::from_secs(5), sink.send(Message::Close(Some(frame)))).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), sink.send(why.message())).await;
     }
 }
 

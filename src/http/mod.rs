@@ -260,22 +260,42 @@ pub(crate) fn path_param(raw: &str) -> String {
         .into_owned()
 }
 
-/// Resolves the bearer token to the caller.
-pub(crate) async fn authenticate(state: &AppState, header: Option<String>) -> Result<AuthUser, ApiError> {
-    let token = header
-        .as_deref()
+/// The token of an `Authorization: Bearer <token>` header, if that is what it holds.
+pub(crate) fn bearer_token(header: Option<&str>) -> Option<&str> {
+    header
         .and_then(|h| h.split_once(' '))
         // The scheme is case-insensitive (RFC 9110 §11.1).
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim())
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            ApiError::new(
-                warp::http::StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "an 'Authorization: Bearer <token>' header is required",
-            )
-        })?;
+}
+
+/// The `Authorization` header of a WebSocket upgrade, or one made from its `?token=`: browsers
+/// cannot set headers on a WebSocket. The header wins.
+pub(crate) fn header_or_query_token(header: Option<String>, token: Option<String>) -> Option<String> {
+    header.or(token.map(|t| format!("Bearer {t}")))
+}
+
+/// Refuses query parameters other than `allowed` (400 `invalid_query`).
+pub(crate) fn only_params(q: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
+    match q.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::bad_request(
+            "invalid_query",
+            format!("unknown query parameter '{k}': accepted are {}", allowed.join(", ")),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Resolves the bearer token to the caller.
+pub(crate) async fn authenticate(state: &AppState, header: Option<String>) -> Result<AuthUser, ApiError> {
+    let token = bearer_token(header.as_deref()).ok_or_else(|| {
+        ApiError::new(
+            warp::http::StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "an 'Authorization: Bearer <token>' header is required",
+        )
+    })?;
     Ok(state.accounts.authenticate(token).await?)
 }
 

@@ -26,7 +26,7 @@ use url::Url;
 use uuid::Uuid;
 
 use super::app::{Action, StreamEvent, CLOSE_REASON};
-use crate::admin::types::{CloseRequest, ConnectionPage, RoomPage, Snapshot, Stats, StreamFrame};
+use crate::admin::types::{CloseRequest, Snapshot, Stats, StreamFrame};
 use crate::config::Config;
 
 /// The first wait before reconnecting; it doubles on each failure, up to `BACKOFF_MAX`.
@@ -264,16 +264,6 @@ impl AdminClient {
         self.stats().await.map(drop)
     }
 
-    /// The first page of live connections.
-    pub async fn connections(&self, limit: u32) -> Result<ConnectionPage, ClientError> {
-        self.get(&format!("/api/v1/admin/connections?limit={limit}")).await
-    }
-
-    /// The first page of live rooms.
-    pub async fn rooms(&self, limit: u32) -> Result<RoomPage, ClientError> {
-        self.get(&format!("/api/v1/admin/rooms?limit={limit}")).await
-    }
-
     pub async fn close_connection(&self, id: u64, reason: &str) -> Result<(), ClientError> {
         let body = serde_json::to_value(CloseRequest {
             reason: Some(reason.to_string()),
@@ -290,11 +280,6 @@ impl AdminClient {
 
     pub async fn disable_user(&self, username: &str) -> Result<(), ClientError> {
         let path = format!("/api/v1/admin/users/{}/disable", path_segment(username));
-        self.send(reqwest::Method::POST, &path, None).await.map(drop)
-    }
-
-    pub async fn enable_user(&self, username: &str) -> Result<(), ClientError> {
-        let path = format!("/api/v1/admin/users/{}/enable", path_segment(username));
         self.send(reqwest::Method::POST, &path, None).await.map(drop)
     }
 

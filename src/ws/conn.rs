@@ -25,8 +25,6 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::Value;
 use tokio::sync::Semaphore;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tracing::Instrument as _;
 use uuid::Uuid;
@@ -457,11 +455,7 @@ impl Writer {
         self.count_delivered();
         let why = conn.close_reason().cloned().unwrap_or(Close::Normal);
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-            let frame = CloseFrame {
-                code: CloseCode::from(why.code()),
-                reason: why.reason().into(),
-            };
-            let _ = sink.send(Message::Close(Some(frame))).await;
+            let _ = sink.send(why.message()).await;
             let _ = sink.close().await;
         })
         .await;
@@ -469,7 +463,10 @@ impl Writer {
 
     /// Adds the deliveries counted since the last time to the shared counter.
     fn count_delivered(&mut self) {
-        crate::admin::metrics::add(&self.metrics.messages_delivered, std::mem::take(&mut self.delivered));
+        let n = std::mem::take(&mut self.delivered);
+        if n > 0 {
+            self.metrics.messages_delivered.inc_by(n);
+        }
     }
 
     async fn write(&self, sink: &mut Sink, frame: Frame) -> Result<(), Stop> {

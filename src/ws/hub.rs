@@ -159,7 +159,7 @@ impl Conn {
 }
 
 /// What the hub knows of a room's traffic since this node started (for the admin API).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Activity {
     /// Messages published.
     pub total: u64,
@@ -432,12 +432,7 @@ impl Hub {
         self.inner.metrics.messages_received.inc();
         {
             let mut activity = lock(&self.inner.activity);
-            let a = activity.entry(message.room_id).or_insert(Activity {
-                total: 0,
-                sampled: 0,
-                per_sec: 0.0,
-                last: None,
-            });
+            let a = activity.entry(message.room_id).or_default();
             a.total += 1;
             a.last = Some(message.created_at);
         }
@@ -802,10 +797,7 @@ impl Hub {
         }
         let pairs: HashSet<(Uuid, Uuid)> = conns
             .iter()
-            .flat_map(|c| {
-                let rooms: Vec<Uuid> = lock(&c.rooms).keys().copied().collect();
-                rooms.into_iter().map(move |r| (r, c.user_id))
-            })
+            .flat_map(|c| c.rooms().into_iter().map(move |r| (r, c.user_id)))
             .collect();
         let (rooms_of, users): (Vec<Uuid>, Vec<Uuid>) = pairs.into_iter().unzip();
         for (room, user) in rooms::unreadable(&*db, &rooms_of, &users).await? {

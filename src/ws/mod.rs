@@ -27,7 +27,9 @@ use warp::Filter;
 use crate::app::AppState;
 use crate::auth::ClientInfo;
 use crate::http::error::reply;
-use crate::http::{authenticate, bearer, client_info, query, with_state, ApiError, Query};
+use crate::http::{
+    authenticate, bearer, client_info, header_or_query_token, only_params, query, with_state, ApiError, Query,
+};
 
 pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
     warp::path!("api" / "v1" / "ws")
@@ -50,15 +52,8 @@ async fn upgrade(
     state: AppState,
 ) -> Result<Response, ApiError> {
     let mut query = query?;
-    let token = query.remove("token");
-    if let Some(name) = query.keys().next() {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            format!("unknown query parameter '{name}': only token is accepted"),
-        ));
-    }
-    // The header wins; `?token=` is for browsers, which cannot set headers on a WebSocket.
-    let header = header.or(token.map(|t| format!("Bearer {t}")));
+    only_params(&query, &["token"])?;
+    let header = header_or_query_token(header, query.remove("token"));
     let user = authenticate(&state, header).await?;
     let Some(ws) = ws else {
         return Ok(upgrade_required());

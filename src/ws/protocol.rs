@@ -316,6 +316,15 @@ impl Close {
         }
     }
 
+    /// The close frame that says this.
+    pub fn message(&self) -> tokio_tungstenite::tungstenite::Message {
+        use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFrame};
+        tokio_tungstenite::tungstenite::Message::Close(Some(CloseFrame {
+            code: CloseCode::from(self.code()),
+            reason: self.reason().into(),
+        }))
+    }
+
     /// The close reason: a stable word, then (for an ended session) why.
     pub fn reason(&self) -> String {
         match self {
