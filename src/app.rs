@@ -18,7 +18,8 @@ use crate::auth::tokens::TokenKeys;
 use crate::auth::Accounts;
 use crate::bus::{self, Bus};
 use crate::chat::Chat;
-use crate::config::Config;
+use crate::cluster::Cluster;
+use crate::config::{BusKind, Config};
 use crate::db::{migrate, sessions, Db};
 use crate::ws::hub::Hub;
 use crate::ws::protocol::Close;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// This process as the admin API and `/metrics` describe it.
     pub node: Arc<Node>,
+    /// This node among the others sharing the database.
+    pub cluster: Cluster,
 }
 
 impl AppState {
@@ -46,14 +49,20 @@ impl AppState {
         let tokens = TokenKeys::from_config(&config)?;
         let accounts = Accounts::new(db.clone(), &config, tokens);
         let node = Arc::new(Node::new(addr, Arc::new(Metrics::new())));
-        let hub = Hub::new(db.clone(), config.ws.clone(), node.metrics.clone());
+        let hub = Hub::new(db.clone(), config.ws.clone(), node.metrics.clone(), node.id);
+        let bus = match config.cluster.bus {
+            BusKind::Local => Bus::local(hub.clone()),
+            BusKind::Postgres => Bus::shared(hub.clone(), node.id),
+        };
+        let cluster = Cluster::new(node.clone(), hub.clone(), db.clone(), config.cluster.clone());
         Ok(Self {
             accounts,
-            chat: Chat::new(db.clone(), Bus::local(hub.clone()), &config.limits),
+            chat: Chat::new(db.clone(), bus, &config.limits),
             hub,
             db,
             config,
             node,
+            cluster,
         })
     }
 }
@@ -124,6 +133,14 @@ impl Application {
         let metrics_server = metrics_listener
             .map(|l| tokio::spawn(warp::serve(crate::http::metrics_only(state.clone())).incoming(l).run()));
         let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
+        // Registered before any socket is served (presence rows name this node); if the
+        // database is away, the heartbeat registers it once it is back.
+        let cluster = state.cluster.clone();
+        if let Err(e) = cluster.join().await {
+            tracing::warn!("could not register this node in the cluster yet: {e}");
+        }
+        let stop_beating = tokio_util::sync::CancellationToken::new();
+        let heartbeat = tokio::spawn(cluster.clone().beat(stop_beating.clone()));
         let housekeeping = tokio::spawn(housekeeping(state.clone()));
         let sampler = tokio::spawn(crate::admin::sampler(state.node.clone(), state.hub.clone()));
         let stop_listening = tokio_util::sync::CancellationToken::new();
@@ -156,6 +173,9 @@ impl Application {
                 }
             }
         }
+        stop_beating.cancel();
+        let _ = heartbeat.await;
+        cluster.leave().await;
         housekeeping.abort();
         sampler.abort();
         if let Some(m) = metrics_server {

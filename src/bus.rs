@@ -2,7 +2,13 @@
 //!
 //! Two kinds of news travel it:
 //! - **New messages** go straight from the message service to this process's hub
-//!   (`Bus::publish_message`), serialized once — the hot path never leaves memory.
+//!   (`Bus::publish_message`), serialized once — the hot path never leaves memory. With
+//!   `cluster.bus = "postgres"` each one is *also* sent as an [`Event::MessagePosted`] with
+//!   `NOTIFY` in the transaction that stores it, so the other nodes' hubs publish it too (the
+//!   node that stored it skips its own). A message too large for a NOTIFY payload travels as
+//!   its room and seq, and the receiving node reads it from the database. Order and gaps are
+//!   the connection writers' business (they deliver by seq and fill holes from the database),
+//!   so a late or lost notification never shows a client a gap.
 //! - **Everything else** (edits, deletes, joins, leaves, kicks, bans, role and room changes,
 //!   ended sessions, disabled accounts) is an [`Event`] sent with PostgreSQL `NOTIFY` inside the
 //!   transaction that makes the change (`notify`). PostgreSQL delivers it only if, and only
@@ -15,6 +21,10 @@
 //!
 //! Payloads carry ids and names only (NOTIFY payloads are limited to 8000 bytes); the hub reads
 //! anything larger (an edited body, a room's topic) from the database, once per event.
+//!
+//! After the listener reconnects, the hub also catches up (`Hub::catch_up`): each subscribed
+//! room's last seq is read and every subscriber behind it is replayed the difference, and
+//! presence is re-read, so nothing sent while it was away stays missing.
 
 use std::time::Duration;
 
@@ -29,6 +39,8 @@ use crate::ws::hub::Hub;
 
 /// The NOTIFY channel.
 pub const CHANNEL: &str = "chatd_events";
+/// The `application_name` of a node's listening connection.
+pub const LISTENER_NAME: &str = "chatd listener";
 
 /// Why a member is no longer in a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,7 +110,31 @@ pub enum Event {
         keep: Option<Uuid>,
         reason: String,
     },
+    /// A message was stored by node `origin` (`cluster.bus = "postgres"` only). `message` is
+    /// absent when it would not fit a payload: read it by `room_id` and `seq`.
+    MessagePosted {
+        origin: Uuid,
+        room_id: Uuid,
+        seq: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<Box<MessageView>>,
+    },
+    /// These users' connections on node `origin` began or ended (they may be online or
+    /// offline now: each node reads where they are connected).
+    PresenceChanged { origin: Uuid, users: Vec<(Uuid, String)> },
+    /// An administrator closes connection `connection_id` of node `node_id`.
+    CloseConnection {
+        node_id: Uuid,
+        connection_id: u64,
+        reason: String,
+    },
 }
+
+/// The largest NOTIFY payload PostgreSQL accepts is 8000 bytes (less one); a little is kept spare.
+pub const MAX_PAYLOAD: usize = 7900;
+
+/// Users per `PresenceChanged` (a user is at most 16 + 32 characters of name and id in a payload).
+const PRESENCE_CHUNK: usize = 80;
 
 /// Sends `event` to every listening server when the transaction `c` belongs to commits (at
 /// once, outside a transaction).
@@ -109,16 +145,87 @@ pub async fn notify(c: &impl GenericClient, event: &Event) -> Result<(), tokio_p
     Ok(())
 }
 
-/// Where the message service hands new messages: this process's hub, if it serves sockets.
+/// Sends `events` in order, in one statement, when the transaction `c` belongs to commits.
+pub async fn notify_all(c: &impl GenericClient, events: &[Event]) -> Result<(), tokio_postgres::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let payloads: Vec<String> = events
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap_or_default())
+        .collect();
+    c.execute(
+        "SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS t (p, n) ORDER BY n",
+        &[&CHANNEL, &payloads],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The notification of a new message: the whole message when it fits a payload, else its place.
+pub fn message_posted(origin: Uuid, message: &MessageView) -> Event {
+    let whole = Event::MessagePosted {
+        origin,
+        room_id: message.room_id,
+        seq: message.seq,
+        message: Some(Box::new(message.clone())),
+    };
+    match serde_json::to_string(&whole) {
+        Ok(text) if text.len() <= MAX_PAYLOAD => whole,
+        _ => Event::MessagePosted {
+            origin,
+            room_id: message.room_id,
+            seq: message.seq,
+            message: None,
+        },
+    }
+}
+
+/// `PresenceChanged` notifications for `users`, each small enough for a payload.
+pub fn presence_changed(origin: Uuid, users: &[(Uuid, String)]) -> Vec<Event> {
+    users
+        .chunks(PRESENCE_CHUNK)
+        .map(|chunk| Event::PresenceChanged {
+            origin,
+            users: chunk.to_vec(),
+        })
+        .collect()
+}
+
+/// Where the message service hands new messages: this process's hub, if it serves sockets, and
+/// with a cluster bus the other nodes too.
 #[derive(Clone, Default)]
 pub struct Bus {
     hub: Option<Hub>,
+    /// This node's id when new messages are also sent to other nodes (`cluster.bus = "postgres"`).
+    shared_as: Option<Uuid>,
 }
 
 impl Bus {
-    /// A bus that delivers to `hub`.
+    /// A bus that delivers to `hub` alone.
     pub fn local(hub: Hub) -> Self {
-        Self { hub: Some(hub) }
+        Self {
+            hub: Some(hub),
+            shared_as: None,
+        }
+    }
+
+    /// A bus that delivers to `hub` and, through NOTIFY, to every other node; `node` is this one.
+    pub fn shared(hub: Hub, node: Uuid) -> Self {
+        Self {
+            hub: Some(hub),
+            shared_as: Some(node),
+        }
+    }
+
+    /// Within the transaction `c` that stores `messages`: sends them to the other nodes when they
+    /// share the bus (nothing otherwise). Call before the commit.
+    pub async fn announce(&self, c: &impl GenericClient, messages: &[MessageView]) -> Result<(), tokio_postgres::Error> {
+        let Some(origin) = self.shared_as else {
+            return Ok(());
+        };
+        let events: Vec<Event> = messages.iter().map(|m| message_posted(origin, m)).collect();
+        notify_all(c, &events).await
     }
 
     /// No live delivery: for `chatd user` and `chatd room`, which serve no sockets (their
@@ -145,9 +252,9 @@ pub async fn listen(db: Db, hub: Hub, stop: tokio_util::sync::CancellationToken)
         };
         match connected {
             Ok((client, driver, mut payloads)) => {
-                // Events sent while not listening are gone: check what they would have changed
-                // (at the first start too: a socket may have opened before this listened).
-                hub.reconcile().await;
+                // Events sent while not listening are gone: catch up on what they would have
+                // changed (at the first start too: a socket may have opened before this listened).
+                hub.catch_up().await;
                 backoff = Duration::from_millis(200);
                 loop {
                     let payload = tokio::select! {
@@ -206,7 +313,9 @@ async fn subscribe(db: &Db) -> crate::error::Result<Listening> {
             }
         }
     });
-    if let Err(e) = client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
+    // Named, so that an operator (or a test) can tell this connection in pg_stat_activity.
+    let listen = format!("SET application_name = '{LISTENER_NAME}'; LISTEN {CHANNEL}");
+    if let Err(e) = client.batch_execute(&listen).await {
         driver.abort();
         return Err(e.into());
     }

@@ -46,6 +46,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub ws: WsConfig,
     pub limits: LimitsConfig,
+    pub cluster: ClusterConfig,
     pub log: LogConfig,
 }
 
@@ -126,6 +127,38 @@ pub struct LimitsConfig {
     pub messages_per_sec: u32,
     /// Messages one user may send in a burst above the sustained rate.
     pub message_burst: u32,
+}
+
+/// How new messages reach the sockets of other `chatd serve` nodes sharing the database.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BusKind {
+    /// One node: messages go from the message service to this process's hub only.
+    Local,
+    /// Several nodes: every message is also sent with PostgreSQL `NOTIFY` to the others.
+    Postgres,
+}
+
+/// Several nodes sharing one database (docs/cluster.md).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// `local` (one node) or `postgres` (nodes fan out to each other through LISTEN/NOTIFY).
+    pub bus: BusKind,
+    /// Seconds between a node's heartbeats in the `nodes` table.
+    pub heartbeat_secs: u64,
+    /// A node silent this long is dead: its users' presence is expired by the others.
+    pub node_timeout_secs: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            bus: BusKind::Local,
+            heartbeat_secs: 5,
+            node_timeout_secs: 20,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -395,6 +428,15 @@ impl Config {
             return Err(ConfigError::key(
                 "limits.message_burst",
                 "must be between 1 and 1000000",
+            ));
+        }
+        if !(1..=300).contains(&self.cluster.heartbeat_secs) {
+            return Err(ConfigError::key("cluster.heartbeat_secs", "must be between 1 and 300"));
+        }
+        if self.cluster.node_timeout_secs < 2 * self.cluster.heartbeat_secs || self.cluster.node_timeout_secs > 3600 {
+            return Err(ConfigError::key(
+                "cluster.node_timeout_secs",
+                "must be at least twice cluster.heartbeat_secs and at most 3600",
             ));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)

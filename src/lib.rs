@@ -14,6 +14,7 @@ pub mod bench;
 pub mod bus;
 pub mod chat;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -153,13 +153,47 @@ pub async fn sampler(node: Arc<Node>, hub: Hub) {
     }
 }
 
-/// Every live node's figures (one node until nodes share a bus), with the totals.
-pub fn stats(node: &Node, hub: &Hub, db: &Db) -> Stats {
-    let nodes = vec![node.stats(hub, db)];
+/// Every live node's figures, with the totals: this node's read now, the others' from their
+/// last heartbeat (at most `cluster.heartbeat_secs` old). If the database cannot be read, this
+/// node's alone.
+pub async fn stats(node: &Node, hub: &Hub, db: &Db, timeout_secs: f64) -> Stats {
+    let mine = node.stats(hub, db);
+    let presence_on = hub.config().presence_max_members > 0;
+    let cluster = async {
+        let conn = db.conn().await?;
+        let live = crate::db::nodes::live(&*conn, timeout_secs).await?;
+        let online = if presence_on {
+            Some(crate::db::nodes::users_online(&*conn).await?)
+        } else {
+            None
+        };
+        Ok::<_, crate::error::Error>((live, online))
+    };
+    let (live, online) = match cluster.await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::debug!("other nodes' figures unavailable: {e}");
+            (Vec::new(), None)
+        }
+    };
+    let mut nodes = Vec::with_capacity(live.len().max(1));
+    let mut mine = Some(mine);
+    for (id, figures) in live {
+        if id == node.id {
+            nodes.extend(mine.take());
+        } else if let Some(other) = figures.and_then(|f| serde_json::from_value::<NodeStats>(f).ok()) {
+            nodes.push(other);
+        }
+    }
+    // Not registered (yet, or the database is away): still itself.
+    if let Some(mine) = mine {
+        nodes.insert(0, mine);
+    }
     let totals = Totals {
         nodes: nodes.len() as u64,
         connections: nodes.iter().map(|n| n.connections).sum(),
-        users_online: nodes.iter().map(|n| n.users_online).sum(),
+        // A user connected to two nodes is one user online.
+        users_online: online.unwrap_or_else(|| nodes.iter().map(|n| n.users_online).sum()),
         subscriptions: nodes.iter().map(|n| n.subscriptions).sum(),
         messages_in_per_sec: nodes.iter().map(|n| n.messages_in_per_sec).sum(),
         messages_out_per_sec: nodes.iter().map(|n| n.messages_out_per_sec).sum(),

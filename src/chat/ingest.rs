@@ -30,6 +30,7 @@ use super::types::{ClientMsgId, MessageBody};
 use super::{room_not_found, Actor, Chat, MessageView};
 use crate::db::messages::{self, MessageRecord, NewMessages};
 use crate::db::rooms::{self, RoomAccess};
+use crate::bus::Bus;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use tokio_postgres::Statement;
@@ -181,7 +182,7 @@ impl Chat {
                 .is_none_or(|c| ids.insert((p.author, c.as_str().to_owned())))
         });
         let stored = match session {
-            Some(session) => session.store_batch(&batch).await,
+            Some(session) => session.store_batch(&batch, &self.bus).await,
             None => Err(Failed::Before(Error::Unavailable("no database connection".into()))),
         };
         match stored {
@@ -265,8 +266,9 @@ impl Session {
     ///
     /// Four round trips whatever the batch's size: `BEGIN`; the rooms' locks, access and
     /// earlier messages with the same ids, sent together (each statement still runs after the
-    /// one before, so access is read once the locks are held); the insert; `COMMIT`.
-    async fn store_batch(&mut self, batch: &[Pending]) -> Result<Vec<Posted>, Failed> {
+    /// one before, so access is read once the locks are held); the insert; `COMMIT` (five with
+    /// a cluster bus: the new messages' NOTIFY before it).
+    async fn store_batch(&mut self, batch: &[Pending], bus: &Bus) -> Result<Vec<Posted>, Failed> {
         let statements = &self.statements;
         let tx = self.client.transaction().await?;
         let mut locked: Vec<Uuid> = batch.iter().map(|p| p.room).collect();
@@ -353,13 +355,14 @@ impl Session {
                 fresh.len()
             ))));
         }
-        tx.commit().await.map_err(|e| Failed::AtCommit(Error::from(e)))?;
-
         let mut views: HashMap<usize, MessageView> = fresh
             .iter()
             .zip(new.ids.iter().zip(stored))
             .map(|(&i, (&id, (seq, at)))| (i, batch[i].view(id, seq, at)))
             .collect();
+        let announced: Vec<MessageView> = fresh.iter().filter_map(|i| views.get(i).cloned()).collect();
+        bus.announce(&tx, &announced).await?;
+        tx.commit().await.map_err(|e| Failed::AtCommit(Error::from(e)))?;
         Ok(outcomes
             .into_iter()
             .enumerate()

@@ -1,7 +1,7 @@
 //! The message service: post (idempotent by `client_msg_id`), history, edit, delete, read
 //! markers. The REST API and the WebSocket gateway call the same functions.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 
 pub use crate::db::messages::HistoryPage;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct MessageView {
     pub id: Uuid,
     pub room_id: Uuid,
@@ -158,7 +158,6 @@ impl Chat {
         };
         // What I write, I have read.
         messages::mark_read(&tx, room_id, *author, seq).await?;
-        tx.commit().await?;
         let message = MessageView {
             id,
             room_id,
@@ -171,6 +170,8 @@ impl Chat {
             deleted: false,
             deleted_at: None,
         };
+        self.bus.announce(&tx, std::slice::from_ref(&message)).await?;
+        tx.commit().await?;
         Ok((message, true))
     }
 

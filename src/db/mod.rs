@@ -6,6 +6,7 @@ pub mod datadir;
 pub mod embedded;
 pub mod messages;
 pub mod migrate;
+pub mod nodes;
 pub mod rooms;
 pub mod sessions;
 pub mod users;

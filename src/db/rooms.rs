@@ -609,3 +609,11 @@ pub async fn with_member_counts(
         .map(|r| (RoomRecord::from(r), r.get(ROOM_WIDTH)))
         .collect())
 }
+
+/// The last seq of each of `rooms` that exists.
+pub async fn last_seqs(c: &impl GenericClient, rooms: &[Uuid]) -> Result<Vec<(Uuid, i64)>, tokio_postgres::Error> {
+    let rows = c
+        .query("SELECT id, last_seq FROM rooms WHERE id = ANY($1)", &[&rooms])
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}

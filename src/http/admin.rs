@@ -2,7 +2,8 @@
 //! (users with `is_admin`) and operator tokens minted from the signing secret (`chatd tui` on
 //! the server's machine). Everyone else gets 403 `admin_required`. And `/metrics`.
 //!
-//! Listings are of what is live on this node; `stream` pushes a snapshot of all of it once per
+//! Statistics cover every live node of the cluster (the others' as of their last heartbeat);
+//! connection and room listings are of what is live on this node; `stream` pushes a snapshot of all of it once per
 //! interval over a WebSocket, so a console needs one connection instead of a polling loop.
 
 use std::time::Duration;
@@ -59,6 +60,7 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = wa
     let close = warp::path!("api" / "v1" / "admin" / "connections" / String)
         .and(warp::delete())
         .and(bearer())
+        .and(query())
         .and(body(state))
         .and(with_state(state))
         .then(close_connection)
@@ -166,7 +168,7 @@ async fn admin(state: &AppState, header: Option<String>) -> Result<Admin, ApiErr
 
 async fn stats(auth: Option<String>, state: AppState) -> Result<Response, ApiError> {
     admin(&state, auth).await?;
-    Ok(json(StatusCode::OK, &admin::stats(&state.node, &state.hub, &state.db)))
+    Ok(json(StatusCode::OK, &admin::stats(&state.node, &state.hub, &state.db, state.cluster.timeout_secs()).await))
 }
 
 /// The `cursor` parameter (opaque, from a previous page's `next_cursor`), decoded to a `T`;
@@ -206,9 +208,23 @@ async fn rooms(auth: Option<String>, q: Query, state: AppState) -> Result<Respon
     Ok(json(StatusCode::OK, &RoomPage { items, next_cursor }))
 }
 
-async fn close_connection(id: String, auth: Option<String>, body: Body, state: AppState) -> Result<Response, ApiError> {
+/// Closes a connection of this node (204), or of another live node named by `?node=` (202: that
+/// node is told over the bus and closes it if it still has it).
+async fn close_connection(
+    id: String,
+    auth: Option<String>,
+    q: Query,
+    body: Body,
+    state: AppState,
+) -> Result<Response, ApiError> {
     let who = admin(&state, auth).await?;
     let not_found = || Error::not_found("connection_not_found", "no such connection on this node");
+    let q = q?;
+    only_params(&q, &["node"])?;
+    let node = match q.get("node") {
+        None => state.node.id,
+        Some(n) => Uuid::parse_str(n).map_err(|_| Error::not_found("node_not_found", "no such live node"))?,
+    };
     let id: u64 = path_param(&id).parse().map_err(|_| not_found())?;
     let body = body?;
     let req: CloseRequest = if body.iter().all(u8::is_ascii_whitespace) {
@@ -224,6 +240,20 @@ async fn close_connection(id: String, auth: Option<String>, body: Body, state: A
             format!("reason must be at most {MAX_CLOSE_REASON} bytes on one line"),
         )
         .into());
+    }
+    if node != state.node.id {
+        let db = state.db.conn().await?;
+        if !crate::db::nodes::is_live(&*db, node, state.cluster.timeout_secs()).await.map_err(Error::from)? {
+            return Err(Error::not_found("node_not_found", "no such live node").into());
+        }
+        let event = crate::bus::Event::CloseConnection {
+            node_id: node,
+            connection_id: id,
+            reason: reason.to_owned(),
+        };
+        crate::bus::notify(&*db, &event).await.map_err(Error::from)?;
+        tracing::info!(admin = who.name(), %node, connection = id, reason, "closing a connection of another node");
+        return Ok(warp::reply::with_status(warp::reply(), StatusCode::ACCEPTED).into_response());
     }
     if !state.hub.close_connection(id, Close::ClosedByAdmin(reason.to_owned())) {
         return Err(not_found().into());
@@ -312,7 +342,7 @@ async fn stream(
 
 /// One snapshot of everything the console shows.
 pub async fn snapshot(state: &AppState, rooms: usize, connections: usize) -> Result<Snapshot, Error> {
-    let stats = admin::stats(&state.node, &state.hub, &state.db);
+    let stats = admin::stats(&state.node, &state.hub, &state.db, state.cluster.timeout_secs()).await;
     let (rooms, more_rooms) = admin::rooms(&state.hub, &state.db, RoomOrder::Busiest, rooms).await?;
     let more_rooms = more_rooms.is_some();
     let (connections, more_conns) = admin::connections(&state.node, &state.hub, 0, connections);

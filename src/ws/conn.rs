@@ -533,6 +533,12 @@ impl Writer {
                 self.cursors.insert(room, from);
                 self.replay(sink, room).await
             }
+            Out::Tail { room, seq } => {
+                if self.cursors.get(&room).is_some_and(|c| *c < seq) {
+                    self.replay(sink, room).await?;
+                }
+                Ok(())
+            }
             Out::Unsubscribed { room, frame } => {
                 // One the client never saw start (a kick during its subscribe) is not news.
                 if self.cursors.remove(&room).is_some() {

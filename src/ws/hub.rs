@@ -50,6 +50,9 @@ pub enum Out {
     Subscribed { room: Uuid, from: i64, frame: Frame },
     /// A subscription ended: send `frame` and stop delivering the room.
     Unsubscribed { room: Uuid, frame: Frame },
+    /// The room's messages go up to `seq` at least: replay what the connection has not had
+    /// (after the bus was away, notifications may be missing).
+    Tail { room: Uuid, seq: i64 },
 }
 
 /// One WebSocket connection, as the hub and its tasks share it.
@@ -188,6 +191,8 @@ struct Room {
 }
 
 pub(super) struct Inner {
+    /// This node (`nodes.id`): what it sends on the bus, it skips when the bus brings it back.
+    pub(super) node_id: Uuid,
     pub(super) db: Db,
     pub(super) config: WsConfig,
     rooms: Mutex<HashMap<Uuid, Arc<Room>>>,
@@ -217,10 +222,11 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Hub {
-    pub fn new(db: Db, config: WsConfig, metrics: Arc<Metrics>) -> Self {
+    pub fn new(db: Db, config: WsConfig, metrics: Arc<Metrics>, node_id: Uuid) -> Self {
         let presence_on = config.presence_max_members > 0;
         let hub = Self {
             inner: Arc::new(Inner {
+                node_id,
                 db,
                 config,
                 rooms: Mutex::default(),
@@ -427,9 +433,14 @@ impl Hub {
             .unwrap_or_default()
     }
 
-    /// Fans a committed message out to the room's subscribers.
+    /// Fans a message committed by this node out to the room's subscribers.
     pub fn publish_message(&self, message: &MessageView) {
         self.inner.metrics.messages_received.inc();
+        self.fan_out(message);
+    }
+
+    /// Fans a committed message (this node's or another's) out to the room's subscribers.
+    fn fan_out(&self, message: &MessageView) {
         {
             let mut activity = lock(&self.inner.activity);
             let a = activity.entry(message.room_id).or_default();
@@ -637,6 +648,45 @@ impl Hub {
 
     async fn try_apply(&self, event: Event) -> Result<()> {
         match event {
+            Event::MessagePosted {
+                origin,
+                room_id,
+                seq,
+                message,
+            } => {
+                if origin == self.inner.node_id {
+                    return Ok(());
+                }
+                let message = match message {
+                    Some(message) => *message,
+                    None => {
+                        // Too large for the notification: read it, if anyone here wants it.
+                        if self.subscribers(room_id).is_empty() {
+                            return Ok(());
+                        }
+                        let conn = self.inner.db.conn().await?;
+                        let Some((record, _)) = messages::by_seq(&*conn, room_id, seq).await? else {
+                            return Ok(());
+                        };
+                        MessageView::from(record)
+                    }
+                };
+                self.fan_out(&message);
+            }
+            Event::PresenceChanged { origin, users } => {
+                if origin != self.inner.node_id {
+                    self.inner.presence.changed_elsewhere(users);
+                }
+            }
+            Event::CloseConnection {
+                node_id,
+                connection_id,
+                reason,
+            } => {
+                if node_id == self.inner.node_id {
+                    self.close_connection(connection_id, Close::ClosedByAdmin(reason));
+                }
+            }
             Event::MessageEdited { room_id, seq } | Event::MessageDeleted { room_id, seq } => {
                 if self.subscribers(room_id).is_empty() {
                     return Ok(());
@@ -682,9 +732,8 @@ impl Hub {
                         conn.push(Out::Frame(theirs.clone()));
                     }
                 }
-                if !self.user_conns(user_id).is_empty() {
-                    self.inner.presence.joined(user_id, room_id);
-                }
+                // Introduced wherever they are connected: this node tells its own connections.
+                self.inner.presence.joined(user_id, room_id);
             }
             Event::MemberLeft {
                 room_id,
@@ -765,7 +814,40 @@ impl Hub {
         Ok(())
     }
 
-    /// Checks every connection and subscription against the database: for after the event
+    /// After the event listener was away (events sent meanwhile are lost): every subscriber
+    /// gets what it missed of its rooms, presence is re-read, and every connection and
+    /// subscription is checked against the database.
+    pub async fn catch_up(&self) {
+        self.inner.presence.resync(
+            self.all_conns()
+                .iter()
+                .map(|c| (c.user_id, c.username.clone()))
+                .collect(),
+        );
+        if let Err(e) = self.try_catch_up().await {
+            tracing::warn!("could not catch up on missed messages: {e}");
+        }
+        self.reconcile().await;
+    }
+
+    async fn try_catch_up(&self) -> Result<()> {
+        let rooms: Vec<Uuid> = lock(&self.inner.rooms).keys().copied().collect();
+        if rooms.is_empty() {
+            return Ok(());
+        }
+        let tails = {
+            let db = self.inner.db.conn().await?;
+            rooms::last_seqs(&*db, &rooms).await?
+        };
+        for (room, seq) in tails {
+            for conn in self.subscribers(room) {
+                conn.push(Out::Tail { room, seq });
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks every connection and subscription against the database: after the event
     /// listener was disconnected (events sent meanwhile are lost), and periodically as a net.
     pub async fn reconcile(&self) {
         if let Err(e) = self.try_reconcile().await {

@@ -233,7 +233,7 @@ async fn migrate_status_lists_applied_migrations() {
     let out = run(chatd(dir.path(), Some(&app.db.url), &["migrate", "status"]));
     let (code, stdout, _) = outcome(&out);
     assert_eq!(code, 0);
-    for name in ["0001_accounts", "0002_rooms"] {
+    for name in ["0001_accounts", "0002_rooms", "0003_cluster"] {
         assert!(
             stdout.lines().any(|l| l.starts_with(&format!("applied  {name}"))),
             "{stdout}"
@@ -241,7 +241,7 @@ async fn migrate_status_lists_applied_migrations() {
     }
     let (code, stdout, _) = outcome(&run(chatd(dir.path(), Some(&app.db.url), &["migrate"])));
     assert_eq!(code, 0);
-    assert!(stdout.contains("up to date (latest migration: 0002_rooms)"), "{stdout}");
+    assert!(stdout.contains("up to date (latest migration: 0003_cluster)"), "{stdout}");
 
     // An edited or unknown migration: status still lists everything, then fails in one line.
     let client = app.db.client().await;
@@ -256,10 +256,11 @@ async fn migrate_status_lists_applied_migrations() {
     let (code, stdout, err) = outcome(&run(chatd(dir.path(), Some(&app.db.url), &["migrate", "status"])));
     assert_eq!(code, 1, "{stdout}");
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 3, "{stdout}");
+    assert_eq!(lines.len(), 4, "{stdout}");
     assert!(lines[0].starts_with("EDITED   0001_accounts"), "{stdout}");
     assert!(lines[1].starts_with("applied  0002_rooms"), "{stdout}");
-    assert!(lines[2].starts_with("UNKNOWN  0999_from_the_future"), "{stdout}");
+    assert!(lines[2].starts_with("applied  0003_cluster"), "{stdout}");
+    assert!(lines[3].starts_with("UNKNOWN  0999_from_the_future"), "{stdout}");
     assert!(err.contains("0001_accounts was edited"), "{err}");
     let (code, _, err) = outcome(&run(chatd(dir.path(), Some(&app.db.url), &["migrate"])));
     assert_eq!(code, 1);
@@ -280,7 +281,7 @@ fn postmaster_running(data: &Path) -> bool {
 }
 
 /// Waits for `chatd serve` to log its address; returns it.
-fn wait_for_listen(stderr: std::process::ChildStderr) -> (String, std::thread::JoinHandle<String>) {
+pub(crate) fn wait_for_listen(stderr: std::process::ChildStderr) -> (String, std::thread::JoinHandle<String>) {
     let (tx, rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
         let mut all = String::new();

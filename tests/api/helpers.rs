@@ -251,7 +251,8 @@ pub fn test_config(data_dir: PathBuf) -> Config {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub http: reqwest::Client,
-    pub db: TestDb,
+    /// Shared by the nodes of one cluster (`spawn_node`); dropped with the last of them.
+    pub db: Arc<TestDb>,
     pub config: Arc<Config>,
     /// Where `/metrics` is served when `server.metrics_bind` is set.
     pub metrics_addr: Option<SocketAddr>,
@@ -265,7 +266,20 @@ impl TestApp {
     }
 
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
-        let db = TestDb::new().await;
+        Self::spawn_on(Arc::new(TestDb::new().await), tweak).await
+    }
+
+    /// Another node of this app's cluster: the same database, `cluster.bus = "postgres"`
+    /// (which the first node needs as well), its own address.
+    pub async fn spawn_node(&self, tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_on(self.db.clone(), |c| {
+            c.cluster.bus = chatd::config::BusKind::Postgres;
+            tweak(c)
+        })
+        .await
+    }
+
+    async fn spawn_on(db: Arc<TestDb>, tweak: impl FnOnce(&mut Config)) -> Self {
         let data_dir = scratch_dir();
         let mut config = test_config(data_dir.path().to_path_buf());
         tweak(&mut config);
@@ -291,6 +305,20 @@ impl TestApp {
             config,
             shutdown: Some(tx),
             _data_dir: data_dir,
+        }
+    }
+
+    /// The same helpers for a server this test started otherwise (a child process) at `addr`,
+    /// on `self`'s database.
+    pub fn at(&self, addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            metrics_addr: None,
+            http: self.http.clone(),
+            db: self.db.clone(),
+            config: self.config.clone(),
+            shutdown: None,
+            _data_dir: scratch_dir(),
         }
     }
 

@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod bench;
 mod cli;
+mod cluster;
 mod docs;
 mod health;
 mod members;

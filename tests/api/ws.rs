@@ -755,7 +755,7 @@ async fn after_the_event_listener_reconnects_missed_changes_are_applied() {
     // …is found when the listener's connection is cut and comes back.
     let n = db
         .execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN chatd_events%' AND datname = current_database()",
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'chatd listener' AND datname = current_database()",
             &[],
         )
         .await

@@ -1,0 +1,123 @@
+//! This node among the others sharing its database (docs/cluster.md).
+//!
+//! Every `chatd serve` registers itself in the `nodes` table when it starts, writes a
+//! heartbeat with its admin figures every `cluster.heartbeat_secs`, and removes itself when it
+//! stops. A node that dies without stopping (killed, its machine lost) stops beating; once its
+//! heartbeat is `cluster.node_timeout_secs` old, whichever node looks next removes it and its
+//! presence rows, and tells every node that those users' connections ended — so their presence
+//! is expired within about `node_timeout_secs + heartbeat_secs`. The clients it held reconnect
+//! to another node and resume with `since_seq`.
+//!
+//! A node that was itself taken for dead (its database connection stalled for longer than the
+//! timeout) finds its row gone at its next heartbeat, registers again and rewrites its presence
+//! rows. All times are the database's clock, so nodes' clocks need not agree.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::admin::Node;
+use crate::bus;
+use crate::config::ClusterConfig;
+use crate::db::{nodes, Db};
+use crate::error::Result;
+use crate::ws::hub::Hub;
+
+/// This node's membership of the cluster.
+#[derive(Clone)]
+pub struct Cluster {
+    node: Arc<Node>,
+    hub: Hub,
+    db: Db,
+    config: ClusterConfig,
+}
+
+impl Cluster {
+    pub fn new(node: Arc<Node>, hub: Hub, db: Db, config: ClusterConfig) -> Self {
+        Self { node, hub, db, config }
+    }
+
+    /// How long a silent node is still counted alive.
+    pub fn timeout_secs(&self) -> f64 {
+        self.config.node_timeout_secs as f64
+    }
+
+    fn stats(&self) -> serde_json::Value {
+        serde_json::to_value(self.node.stats(&self.hub, &self.db)).unwrap_or_default()
+    }
+
+    /// Adds this node's row (at start, and again if it was removed).
+    pub async fn join(&self) -> Result<()> {
+        let conn = self.db.conn().await?;
+        let version = env!("CARGO_PKG_VERSION");
+        let record = nodes::NodeRecord {
+            id: self.node.id,
+            hostname: &self.node.hostname,
+            address: &self.node.address,
+            version,
+            started_at: self.node.started_at,
+        };
+        nodes::register(&*conn, &record, &self.stats()).await?;
+        Ok(())
+    }
+
+    /// Heartbeats until `stop`: registers again when taken for dead, and removes dead nodes.
+    pub async fn beat(self, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(Duration::from_secs(self.config.heartbeat_secs));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.cancelled() => return,
+            }
+            if let Err(e) = self.beat_once().await {
+                tracing::warn!("cluster heartbeat failed: {e}");
+            }
+        }
+    }
+
+    async fn beat_once(&self) -> Result<()> {
+        let present = {
+            let conn = self.db.conn().await?;
+            nodes::heartbeat(&*conn, self.node.id, &self.stats()).await?
+        };
+        if !present {
+            tracing::warn!(node = %self.node.id, "this node was taken for dead by the cluster; registering again");
+            self.join().await?;
+            // Its presence rows went with it: write them again, and re-read everyone's.
+            self.hub.catch_up().await;
+        }
+        self.reap().await
+    }
+
+    /// Removes nodes whose heartbeat is too old, and tells every node their users left them.
+    async fn reap(&self) -> Result<()> {
+        let mut conn = self.db.conn().await?;
+        let tx = conn.transaction().await?;
+        let users = nodes::reap(&tx, self.timeout_secs()).await?;
+        // From no node: every node (this one too) re-reads these users' presence.
+        bus::notify_all(&tx, &bus::presence_changed(Uuid::nil(), &users)).await?;
+        tx.commit().await?;
+        if !users.is_empty() {
+            tracing::info!(users = users.len(), "removed dead nodes; their users' presence expired");
+        }
+        Ok(())
+    }
+
+    /// Removes this node (it is stopping) and tells the others its users left it.
+    pub async fn leave(&self) {
+        let left = async {
+            let mut conn = self.db.conn().await?;
+            let tx = conn.transaction().await?;
+            let users = nodes::remove(&tx, self.node.id).await?;
+            bus::notify_all(&tx, &bus::presence_changed(self.node.id, &users)).await?;
+            tx.commit().await?;
+            Ok::<_, crate::error::Error>(())
+        };
+        if let Err(e) = left.await {
+            tracing::warn!("could not leave the cluster cleanly (the others will time this node out): {e}");
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! The `nodes` and `node_presence` tables: which `chatd serve` nodes are alive, and which
+//! users are connected to which of them. Every time compared here is the database's clock.
+
+use serde_json::Value;
+use time::OffsetDateTime;
+use tokio_postgres::GenericClient;
+use uuid::Uuid;
+
+/// A node as it registers itself.
+pub struct NodeRecord<'a> {
+    pub id: Uuid,
+    pub hostname: &'a str,
+    pub address: &'a str,
+    pub version: &'a str,
+    pub started_at: OffsetDateTime,
+}
+
+/// Adds (or refreshes) this node's row.
+pub async fn register(c: &impl GenericClient, node: &NodeRecord<'_>, stats: &Value) -> Result<(), tokio_postgres::Error> {
+    c.execute(
+        "INSERT INTO nodes (id, hostname, address, version, started_at, stats) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), stats = EXCLUDED.stats",
+        &[&node.id, &node.hostname, &node.address, &node.version, &node.started_at, stats],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Records a heartbeat with the node's figures; `false` when the row is gone (this node was
+/// taken for dead and removed: it must register again).
+pub async fn heartbeat(c: &impl GenericClient, id: Uuid, stats: &Value) -> Result<bool, tokio_postgres::Error> {
+    let n = c
+        .execute("UPDATE nodes SET heartbeat_at = now(), stats = $2 WHERE id = $1", &[&id, stats])
+        .await?;
+    Ok(n == 1)
+}
+
+/// Removes this node and its presence rows (it is stopping); returns the users (id, name) who
+/// were connected to it. Call in a transaction that then notifies.
+pub async fn remove(c: &impl GenericClient, id: Uuid) -> Result<Vec<(Uuid, String)>, tokio_postgres::Error> {
+    remove_where(c, "id = $1", &[&id]).await
+}
+
+/// Removes every node silent for more than `timeout_secs`, as `remove` does.
+pub async fn reap(c: &impl GenericClient, timeout_secs: f64) -> Result<Vec<(Uuid, String)>, tokio_postgres::Error> {
+    remove_where(c, "heartbeat_at < now() - make_interval(secs => $1)", &[&timeout_secs]).await
+}
+
+async fn remove_where(
+    c: &impl GenericClient,
+    condition: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<(Uuid, String)>, tokio_postgres::Error> {
+    // The statement's snapshot still shows the presence rows its cascade removes.
+    let sql = format!(
+        "WITH gone AS (DELETE FROM nodes WHERE {condition} RETURNING id) \
+         SELECT DISTINCT u.id, u.username FROM node_presence p \
+         JOIN gone ON gone.id = p.node_id JOIN users u ON u.id = p.user_id"
+    );
+    let rows = c.query(&sql, params).await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// The figures of every node alive within `timeout_secs`, oldest first: (id, stats).
+pub async fn live(c: &impl GenericClient, timeout_secs: f64) -> Result<Vec<(Uuid, Option<Value>)>, tokio_postgres::Error> {
+    let rows = c
+        .query(
+            "SELECT id, stats FROM nodes WHERE heartbeat_at >= now() - make_interval(secs => $1) \
+             ORDER BY started_at, id",
+            &[&timeout_secs],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Whether node `id` is alive within `timeout_secs`.
+pub async fn is_live(c: &impl GenericClient, id: Uuid, timeout_secs: f64) -> Result<bool, tokio_postgres::Error> {
+    let row = c
+        .query_opt(
+            "SELECT 1 FROM nodes WHERE id = $1 AND heartbeat_at >= now() - make_interval(secs => $2)",
+            &[&id, &timeout_secs],
+        )
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Records that `online` users have a connection on node `node` and `offline` ones none.
+pub async fn set_presence(
+    c: &impl GenericClient,
+    node: Uuid,
+    online: &[Uuid],
+    offline: &[Uuid],
+) -> Result<(), tokio_postgres::Error> {
+    if !online.is_empty() {
+        c.execute(
+            "INSERT INTO node_presence (user_id, node_id) SELECT u, $2 FROM unnest($1::uuid[]) AS u \
+             WHERE EXISTS (SELECT 1 FROM users WHERE id = u) ON CONFLICT DO NOTHING",
+            &[&online, &node],
+        )
+        .await?;
+    }
+    if !offline.is_empty() {
+        c.execute(
+            "DELETE FROM node_presence WHERE node_id = $2 AND user_id = ANY($1)",
+            &[&offline, &node],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Those of `users` connected to some node.
+pub async fn online_among(c: &impl GenericClient, users: &[Uuid]) -> Result<Vec<Uuid>, tokio_postgres::Error> {
+    let rows = c
+        .query(
+            "SELECT DISTINCT user_id FROM node_presence WHERE user_id = ANY($1)",
+            &[&users],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Everyone connected to some node, with their names.
+pub async fn online(c: &impl GenericClient) -> Result<Vec<(Uuid, String)>, tokio_postgres::Error> {
+    let rows = c
+        .query(
+            "SELECT u.id, u.username FROM users u WHERE EXISTS (SELECT 1 FROM node_presence p WHERE p.user_id = u.id)",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Users connected to some node.
+pub async fn users_online(c: &impl GenericClient) -> Result<u64, tokio_postgres::Error> {
+    let row = c
+        .query_one("SELECT count(DISTINCT user_id) FROM node_presence", &[])
+        .await?;
+    Ok(row.get::<_, i64>(0) as u64)
+}

@@ -1,0 +1,318 @@
+//! Several nodes on one database (`cluster.bus = "postgres"`): messages, resume, presence and
+//! moderation across nodes; the event listener's connection killed mid-stream; a node killed
+//! with SIGKILL while the others keep serving.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::cli::{chatd, wait_for_listen};
+use crate::helpers::{scratch_dir, test_config, TestApp, WsClient, WS_WAIT};
+use chatd::config::BusKind;
+
+/// Two nodes of one cluster: `a` and `b`.
+async fn two_nodes() -> (TestApp, TestApp) {
+    let a = TestApp::spawn_with(|c| c.cluster.bus = BusKind::Postgres).await;
+    let b = a.spawn_node(|_| {}).await;
+    (a, b)
+}
+
+fn send(room: &str, body: &str, cmid: &str) -> Value {
+    json!({"type": "send", "room_id": room, "body": body, "client_msg_id": cmid})
+}
+
+impl WsClient {
+    /// The next `count` messages of `room`: they must be seqs `from`, `from + 1`, … in order.
+    async fn messages_from(&mut self, room: &str, from: i64, count: i64) -> Vec<Value> {
+        let mut got = Vec::new();
+        for seq in from..from + count {
+            let m = self.next_of("message").await;
+            assert_eq!(m["room_id"], room, "{m}");
+            assert_eq!(m["seq"], seq, "in order, no gap, no repeat: {m}");
+            got.push(m);
+        }
+        got
+    }
+
+    /// Nothing more is on its way: a ping's pong arrives with no message before it (one that
+    /// was sent twice would be queued ahead of the pong).
+    async fn nothing_more(&mut self) {
+        self.send(json!({"type": "ping", "id": "last"})).await;
+        loop {
+            let f = self.next().await;
+            assert_ne!(f["type"], "message", "an extra message: {f}");
+            if f["type"] == "pong" {
+                return;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn messages_sent_on_one_node_reach_subscribers_on_the_other_in_order() {
+    let (a, b) = two_nodes().await;
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+    let room = a.room(&alice, "lobby", "public").await;
+    b.expect(200, "POST", &format!("/api/v1/rooms/{room}/join"), Some(&bob), None)
+        .await;
+    let mut on_b = b.ws(&bob).await;
+    on_b.subscribe(&room, None).await;
+    let mut on_a = a.ws(&alice).await;
+    for i in 1..=30 {
+        on_a.send(send(&room, &format!("m{i}"), &format!("c{i}"))).await;
+    }
+    // The longest body: 4,000 four-byte characters do not fit a NOTIFY payload; it travels by
+    // reference and is read from the database on the other side.
+    let big = "😀".repeat(4000);
+    on_a.send(send(&room, &big, "big")).await;
+    let got = on_b.messages_from(&room, 1, 31).await;
+    for (i, m) in got.iter().take(30).enumerate() {
+        assert_eq!(m["body"], format!("m{}", i + 1));
+        assert_eq!(m["author"], "alice");
+    }
+    assert_eq!(got[30]["body"], big.as_str());
+    on_b.nothing_more().await;
+
+    // Moderation on one node reaches the socket on the other.
+    a.expect(204, "DELETE", &format!("/api/v1/rooms/{room}/members/bob"), Some(&alice), None)
+        .await;
+    let u = on_b.next_of("unsubscribed").await;
+    assert_eq!((u["room_id"].as_str(), u["reason"].as_str()), (Some(room.as_str()), Some("kicked")));
+    // And revocation: bob's account disabled through node a closes his socket on node b.
+    let admin = a.user("root").await;
+    a.db.client()
+        .await
+        .execute("UPDATE users SET is_admin = true WHERE username = 'root'", &[])
+        .await
+        .unwrap();
+    a.expect(200, "POST", "/api/v1/admin/users/bob/disable", Some(&admin), None)
+        .await;
+    assert_eq!(on_b.closed().await.0, 4003);
+}
+
+#[tokio::test]
+async fn a_client_resumes_on_another_node_with_since_seq() {
+    let (a, b) = two_nodes().await;
+    let alice = a.user("alice").await;
+    let bob = a.user("bob").await;
+    let room = a.room(&alice, "lobby", "public").await;
+    a.expect(200, "POST", &format!("/api/v1/rooms/{room}/join"), Some(&bob), None)
+        .await;
+    let mut first = a.ws(&bob).await;
+    first.subscribe(&room, None).await;
+    for i in 1..=5 {
+        a.say(&alice, &room, &format!("m{i}")).await;
+    }
+    first.messages_from(&room, 1, 5).await;
+    drop(first);
+    for i in 6..=10 {
+        a.say(&alice, &room, &format!("m{i}")).await;
+    }
+    // Back, on the other node, from the last seq seen: the missed ones, then live ones.
+    let mut second = b.ws(&bob).await;
+    let sub = second.subscribe(&room, Some(5)).await;
+    assert_eq!(sub["last_seq"], 10);
+    second.messages_from(&room, 6, 5).await;
+    a.say(&alice, &room, "m11").await;
+    let live = second.messages_from(&room, 11, 1).await;
+    assert_eq!(live[0]["body"], "m11");
+    second.nothing_more().await;
+}
+
+/// The ids of the nodes' event listeners on this database, terminated.
+async fn kill_listeners(app: &TestApp) -> i64 {
+    let db = app.db.client().await;
+    db.query_one(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE application_name = 'chatd listener' AND datname = current_database()",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+#[tokio::test]
+async fn listener_connection_killed_mid_stream_leaves_no_gap() {
+    let (a, b) = two_nodes().await;
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+    let room = a.room(&alice, "lobby", "public").await;
+    b.expect(200, "POST", &format!("/api/v1/rooms/{room}/join"), Some(&bob), None)
+        .await;
+    let mut on_b = b.ws(&bob).await;
+    on_b.subscribe(&room, None).await;
+    let mut on_a = a.ws(&alice).await;
+    for i in 1..=20 {
+        on_a.send(send(&room, &format!("m{i}"), &format!("c{i}"))).await;
+    }
+    on_b.messages_from(&room, 1, 20).await;
+    // Cut every listener, then send at once: node b is not listening for some of these, and
+    // nothing is sent after them to reveal the hole — only its catch-up can deliver them.
+    assert_eq!(kill_listeners(&a).await, 2, "both nodes were listening");
+    for i in 21..=60 {
+        on_a.send(send(&room, &format!("m{i}"), &format!("c{i}"))).await;
+    }
+    let got = on_b.messages_from(&room, 21, 40).await;
+    assert_eq!(got[39]["body"], "m60");
+    on_b.nothing_more().await;
+    // Both listen again.
+    let deadline = Instant::now() + WS_WAIT;
+    loop {
+        let listening: i64 = a
+            .db
+            .client()
+            .await
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'chatd listener' AND datname = current_database()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if listening == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the listeners did not come back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits for `user`'s presence to become `status` among the frames `ws` receives (a
+/// `presence` frame, or a `presence_list` naming them).
+async fn presence_of(ws: &mut WsClient, user: &str, status: &str) {
+    loop {
+        let f = ws.next().await;
+        let listed = |key: &str| f[key].as_array().is_some_and(|l| l.iter().any(|u| u == user));
+        match f["type"].as_str() {
+            Some("presence") if f["user"] == user && f["status"] == status => return,
+            Some("presence_list") if listed(status) => return,
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn presence_is_shared_across_nodes() {
+    let (a, b) = two_nodes().await;
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+    let room = a.room(&alice, "pair", "public").await;
+    b.expect(200, "POST", &format!("/api/v1/rooms/{room}/join"), Some(&bob), None)
+        .await;
+    let mut bob_on_b = b.ws(&bob).await;
+    let mut alice_on_a = a.ws(&alice).await;
+    presence_of(&mut alice_on_a, "bob", "online").await;
+    presence_of(&mut bob_on_b, "alice", "online").await;
+    // A second connection on the other node, then the first one closes: still online.
+    let mut alice_on_b = b.ws(&alice).await;
+    alice_on_a.stream.close(None).await.unwrap();
+    drop(alice_on_a);
+    // The last one closes: offline, on the node that never held it too.
+    alice_on_b.stream.close(None).await.unwrap();
+    drop(alice_on_b);
+    let f = loop {
+        let f = bob_on_b.next().await;
+        if f["type"] == "presence" && f["user"] == "alice" {
+            break f;
+        }
+    };
+    assert_eq!(f["status"], "offline", "never offline while a connection remained: {f}");
+    let stats: Value = a.expect(200, "GET", "/api/v1/admin/stats", Some(&make_admin(&a, "root").await), None).await;
+    assert_eq!(stats["totals"]["nodes"], 2, "{stats}");
+    let ids: Vec<&str> = stats["nodes"].as_array().unwrap().iter().map(|n| n["node_id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 2);
+    assert_ne!(ids[0], ids[1]);
+}
+
+async fn make_admin(app: &TestApp, name: &str) -> String {
+    let token = app.user(name).await;
+    app.db
+        .client()
+        .await
+        .execute("UPDATE users SET is_admin = true WHERE username = $1", &[&name])
+        .await
+        .unwrap();
+    token
+}
+
+/// `chatd serve` as a child process on the app's database, a node of its cluster.
+fn child_node(app: &TestApp, dir: &std::path::Path) -> (std::process::Child, String) {
+    let secret = test_config(dir.to_path_buf()).auth.jwt_secret.unwrap();
+    let mut cmd = chatd(dir, Some(&app.db.url), &["serve", "--bind", "127.0.0.1:0"]);
+    cmd.env("CHATD_CLUSTER__BUS", "postgres")
+        .env("CHATD_CLUSTER__HEARTBEAT_SECS", "1")
+        .env("CHATD_CLUSTER__NODE_TIMEOUT_SECS", "3")
+        .env("CHATD_AUTH__JWT_SECRET", secret)
+        .env("CHATD_LIMITS__MESSAGES_PER_SEC", "0")
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn chatd serve");
+    let (addr, _log) = wait_for_listen(child.stderr.take().unwrap());
+    (child, addr)
+}
+
+#[tokio::test]
+async fn a_node_killed_with_sigkill_leaves_the_others_serving_and_loses_nothing() {
+    let a = TestApp::spawn_with(|c| {
+        c.cluster.bus = BusKind::Postgres;
+        c.cluster.heartbeat_secs = 1;
+        c.cluster.node_timeout_secs = 3;
+    })
+    .await;
+    let dir = scratch_dir();
+    let (mut child, addr) = child_node(&a, dir.path());
+    // The same test helpers, pointed at the child node.
+    let c = TestApp::at(&a, addr.parse().unwrap());
+
+    let alice = a.user("alice").await;
+    let bob = a.user("bob").await;
+    let room = a.room(&alice, "lobby", "public").await;
+    a.expect(200, "POST", &format!("/api/v1/rooms/{room}/join"), Some(&bob), None)
+        .await;
+    let mut alice_on_a = a.ws(&alice).await;
+    alice_on_a.subscribe(&room, None).await;
+    let mut bob_on_c = c.ws(&bob).await;
+    bob_on_c.subscribe(&room, None).await;
+    presence_of(&mut alice_on_a, "bob", "online").await;
+
+    // Alice sends a stream; Bob reads the first half on the child node, which then dies.
+    let mut acked: HashMap<i64, String> = HashMap::new();
+    for i in 1..=20 {
+        let ack = alice_on_a.request(send(&room, &format!("m{i}"), &format!("c{i}")), &format!("s{i}")).await;
+        assert_eq!(ack["type"], "ack", "{ack}");
+        acked.insert(ack["message"]["seq"].as_i64().unwrap(), format!("m{i}"));
+    }
+    let seen = bob_on_c.messages_from(&room, 1, 10).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for i in 21..=30 {
+        let ack = alice_on_a.request(send(&room, &format!("m{i}"), &format!("c{i}")), &format!("s{i}")).await;
+        assert_eq!(ack["type"], "ack", "the surviving node keeps serving: {ack}");
+        acked.insert(ack["message"]["seq"].as_i64().unwrap(), format!("m{i}"));
+    }
+    // The dead node's user is expired within the timeout (3 s) and a heartbeat or two.
+    let started = Instant::now();
+    presence_of(&mut alice_on_a, "bob", "offline").await;
+    assert!(started.elapsed() < Duration::from_secs(12), "{:?}", started.elapsed());
+
+    // Bob reconnects to the survivor and resumes from the last seq he saw: every acked
+    // message exactly once.
+    let last = seen.last().unwrap()["seq"].as_i64().unwrap();
+    let mut bob_on_a = a.ws(&bob).await;
+    bob_on_a.subscribe(&room, Some(last)).await;
+    let rest = bob_on_a.messages_from(&room, last + 1, 30 - last).await;
+    let mut all: Vec<Value> = seen;
+    all.extend(rest);
+    assert_eq!(all.len(), acked.len());
+    for m in &all {
+        assert_eq!(acked[&m["seq"].as_i64().unwrap()], m["body"].as_str().unwrap());
+    }
+    bob_on_a.nothing_more().await;
+    // Only the survivor is listed.
+    let admin = make_admin(&a, "root").await;
+    let stats: Value = a.expect(200, "GET", "/api/v1/admin/stats", Some(&admin), None).await;
+    assert_eq!(stats["totals"]["nodes"], 1, "{stats}");
+}
