@@ -220,11 +220,36 @@ async fn presence_is_shared_across_nodes() {
         }
     };
     assert_eq!(f["status"], "offline", "never offline while a connection remained: {f}");
-    let stats: Value = a.expect(200, "GET", "/api/v1/admin/stats", Some(&make_admin(&a, "root").await), None).await;
+
+    // Every node in the admin API of either; a connection of one closed through the other.
+    let admin = make_admin(&a, "root").await;
+    let stats: Value = a.expect(200, "GET", "/api/v1/admin/stats", Some(&admin), None).await;
     assert_eq!(stats["totals"]["nodes"], 2, "{stats}");
-    let ids: Vec<&str> = stats["nodes"].as_array().unwrap().iter().map(|n| n["node_id"].as_str().unwrap()).collect();
-    assert_eq!(ids.len(), 2);
-    assert_ne!(ids[0], ids[1]);
+    let node_b = stats["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["address"] == b.addr.to_string())
+        .expect("node b listed by node a");
+    let on_b = node_b["node_id"].as_str().unwrap();
+    let id = bob_on_b.hello["connection_id"].as_u64().unwrap();
+    let close = |node: String| {
+        let (a, admin) = (&a, &admin);
+        async move {
+            a.call(
+                "DELETE",
+                &format!("/api/v1/admin/connections/{id}?node={node}"),
+                Some(admin),
+                Some(json!({"reason": "maintenance"})),
+            )
+            .await
+        }
+    };
+    let (status, body) = close(uuid::Uuid::new_v4().to_string()).await;
+    assert_eq!((status, crate::helpers::code(&body)), (404, "node_not_found"));
+    let (status, _) = close(on_b.to_owned()).await;
+    assert_eq!(status, 202);
+    assert_eq!(bob_on_b.closed().await, (4010, "closed_by_admin: maintenance".to_owned()));
 }
 
 async fn make_admin(app: &TestApp, name: &str) -> String {
@@ -315,4 +340,230 @@ async fn a_node_killed_with_sigkill_leaves_the_others_serving_and_loses_nothing(
     let admin = make_admin(&a, "root").await;
     let stats: Value = a.expect(200, "GET", "/api/v1/admin/stats", Some(&admin), None).await;
     assert_eq!(stats["totals"]["nodes"], 1, "{stats}");
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket to `addr` as `token`, or `None` if the node does not answer.
+async fn try_connect(addr: std::net::SocketAddr, token: &str) -> Option<Socket> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut req = format!("ws://{addr}/api/v1/ws").into_client_request().unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let connected = tokio::time::timeout(WS_WAIT, tokio_tungstenite::connect_async(req)).await;
+    connected.ok()?.ok().map(|(s, _)| s)
+}
+
+/// The next JSON frame, or `None` once the connection is gone.
+async fn next_frame(ws: &mut Socket) -> Option<Value> {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(WS_WAIT, ws.next()).await.ok()?? {
+            Ok(Message::Text(t)) => return serde_json::from_str(&t).ok(),
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => continue,
+        }
+    }
+}
+
+async fn send_frame(ws: &mut Socket, frame: Value) -> bool {
+    use futures_util::SinkExt as _;
+    ws.send(tokio_tungstenite::tungstenite::Message::text(frame.to_string()))
+        .await
+        .is_ok()
+}
+
+/// A client that reads `room` from node `nodes[start]`; when its node goes away it moves to the
+/// next one and resumes with `since_seq`. Returns the seqs and bodies it received, once it has
+/// the room's last seq as told by `target`.
+async fn reader(
+    nodes: Vec<std::net::SocketAddr>,
+    start: usize,
+    token: String,
+    room: String,
+    mut target: tokio::sync::watch::Receiver<Option<i64>>,
+    ready: tokio::sync::mpsc::Sender<()>,
+) -> Vec<(i64, String)> {
+    let mut got: Vec<(i64, String)> = Vec::new();
+    let mut ready = Some(ready);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for i in start.. {
+        assert!(Instant::now() < deadline, "the reader never finished");
+        let since = got.last().map_or(0, |(s, _)| *s);
+        let Some(mut ws) = try_connect(nodes[i % nodes.len()], &token).await else {
+            continue;
+        };
+        let sub = json!({"type": "subscribe", "room_id": room, "since_seq": since});
+        if !send_frame(&mut ws, sub).await {
+            continue;
+        }
+        loop {
+            if target.borrow().is_some_and(|t| got.last().map_or(0, |g| g.0) >= t) {
+                return got;
+            }
+            let frame = tokio::select! {
+                f = next_frame(&mut ws) => f,
+                _ = target.changed() => continue,
+            };
+            let Some(f) = frame else { break };
+            match f["type"].as_str() {
+                Some("subscribed") => {
+                    if let Some(r) = ready.take() {
+                        let _ = r.send(()).await;
+                    }
+                }
+                Some("message") => got.push((f["seq"].as_i64().unwrap(), f["body"].as_str().unwrap().to_owned())),
+                _ => {}
+            }
+        }
+    }
+    unreachable!()
+}
+
+/// A client that sends `count` messages in bursts from node `nodes[start]`; when its node goes
+/// away it moves to the next one and sends again every message not yet acked, with the same
+/// `client_msg_id`. Returns each message's body with its acked seq.
+async fn writer(
+    nodes: Vec<std::net::SocketAddr>,
+    start: usize,
+    token: String,
+    room: String,
+    name: String,
+    count: usize,
+    acked_total: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> HashMap<String, i64> {
+    let bodies: Vec<String> = (0..count).map(|i| format!("{name}-{i}")).collect();
+    let mut acked: HashMap<String, i64> = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for i in start.. {
+        assert!(Instant::now() < deadline, "the writer never finished");
+        let Some(mut ws) = try_connect(nodes[i % nodes.len()], &token).await else {
+            continue;
+        };
+        let todo: Vec<String> = bodies.iter().filter(|b| !acked.contains_key(*b)).cloned().collect();
+        let mut broken = false;
+        let mut take = |f: Value, acked: &mut HashMap<String, i64>| {
+            assert_ne!(f["type"], "error", "{f}");
+            if f["type"] == "ack" {
+                let body = f["id"].as_str().unwrap().to_owned();
+                let seq = f["message"]["seq"].as_i64().unwrap();
+                if let Some(earlier) = acked.insert(body, seq) {
+                    assert_eq!(earlier, seq, "one message, one seq: {f}");
+                }
+                acked_total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        };
+        for burst in todo.chunks(10) {
+            for body in burst {
+                let frame = json!({"type": "send", "id": body, "room_id": room, "body": body, "client_msg_id": body});
+                broken |= !send_frame(&mut ws, frame).await;
+            }
+            tokio::time::sleep(Duration::from_millis(40)).await;
+            // The acks that have arrived meanwhile.
+            while let Some(Some(f)) = futures_util::FutureExt::now_or_never(next_frame(&mut ws)) {
+                take(f, &mut acked);
+            }
+        }
+        while !broken && acked.len() < count {
+            let Some(f) = next_frame(&mut ws).await else { break };
+            take(f, &mut acked);
+        }
+        if acked.len() == count {
+            return acked;
+        }
+    }
+    unreachable!()
+}
+
+#[tokio::test]
+async fn three_nodes_one_killed_mid_flood_every_acked_message_reaches_every_reader_once() {
+    let fast = |c: &mut chatd::config::Config| {
+        c.cluster.bus = BusKind::Postgres;
+        c.cluster.heartbeat_secs = 1;
+        c.cluster.node_timeout_secs = 3;
+    };
+    let a = TestApp::spawn_with(fast).await;
+    let b = a.spawn_node(fast).await;
+    let dir = scratch_dir();
+    let (mut child, addr) = child_node(&a, dir.path());
+    let nodes = vec![a.addr, b.addr, addr.parse().unwrap()];
+
+    let owner = a.user("owner").await;
+    let room = a.room(&owner, "flood", "public").await;
+    let mut tokens = Vec::new();
+    for i in 0..9 {
+        let t = a.user(&format!("user{i}")).await;
+        a.expect(200, "POST", &format!("/api/v1/rooms/{room}/join"), Some(&t), None)
+            .await;
+        tokens.push(t);
+    }
+    // Six readers and three writers, spread over the three nodes.
+    let (target_tx, target_rx) = tokio::sync::watch::channel(None);
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(6);
+    let readers: Vec<_> = (0..6)
+        .map(|i| {
+            tokio::spawn(reader(
+                nodes.clone(),
+                i % 3,
+                tokens[i].clone(),
+                room.clone(),
+                target_rx.clone(),
+                ready_tx.clone(),
+            ))
+        })
+        .collect();
+    for _ in 0..6 {
+        ready_rx.recv().await.expect("every reader subscribed");
+    }
+    const EACH: usize = 100;
+    let acked_total = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let writers: Vec<_> = (0..3)
+        .map(|i| {
+            tokio::spawn(writer(
+                nodes.clone(),
+                i,
+                tokens[6 + i].clone(),
+                room.clone(),
+                format!("w{i}"),
+                EACH,
+                acked_total.clone(),
+            ))
+        })
+        .collect();
+    // The third node dies (SIGKILL) with about a third of the flood acked.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while acked_total.load(std::sync::atomic::Ordering::Relaxed) < EACH && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed_at = acked_total.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(killed_at < 3 * EACH, "the node died mid-flood ({killed_at} acked)");
+
+    let mut acked: HashMap<i64, String> = HashMap::new();
+    for w in writers {
+        for (body, seq) in w.await.unwrap() {
+            assert!(acked.insert(seq, body).is_none(), "two messages acked with one seq");
+        }
+    }
+    assert_eq!(acked.len(), 3 * EACH);
+    let last: i64 = a
+        .db
+        .client()
+        .await
+        .query_one("SELECT last_seq FROM rooms WHERE id = $1::text::uuid", &[&room])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(last, (3 * EACH) as i64, "nothing stored twice or lost");
+    target_tx.send(Some(last)).unwrap();
+    for r in readers {
+        let got = r.await.unwrap();
+        let seqs: Vec<i64> = got.iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, (1..=last).collect::<Vec<_>>(), "every message once, in order");
+        for (seq, body) in got {
+            assert_eq!(acked[&seq], body);
+        }
+    }
 }
