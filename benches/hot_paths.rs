@@ -62,7 +62,7 @@ fn fanout(c: &mut Criterion) {
         outbound_queue: 16,
         ..WsConfig::default()
     };
-    let hub = Hub::new(db, config, Default::default(), uuid::Uuid::new_v4());
+    let hub = Hub::new(db, config, Default::default(), uuid::Uuid::new_v4(), false);
     let room = Uuid::new_v4();
     let mut queues = Vec::with_capacity(SUBSCRIBERS);
     for _ in 0..SUBSCRIBERS {

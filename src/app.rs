@@ -49,7 +49,8 @@ impl AppState {
         let tokens = TokenKeys::from_config(&config)?;
         let accounts = Accounts::new(db.clone(), &config, tokens);
         let node = Arc::new(Node::new(addr, Arc::new(Metrics::new())));
-        let hub = Hub::new(db.clone(), config.ws.clone(), node.metrics.clone(), node.id);
+        let shared = config.cluster.bus == BusKind::Postgres;
+        let hub = Hub::new(db.clone(), config.ws.clone(), node.metrics.clone(), node.id, shared);
         let bus = match config.cluster.bus {
             BusKind::Local => Bus::local(hub.clone()),
             BusKind::Postgres => Bus::shared(hub.clone(), node.id),

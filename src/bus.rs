@@ -122,6 +122,13 @@ pub enum Event {
     /// These users' connections on node `origin` began or ended (they may be online or
     /// offline now: each node reads where they are connected).
     PresenceChanged { origin: Uuid, users: Vec<(Uuid, String)> },
+    /// `username` is typing in `room_id`, on node `origin` (`cluster.bus = "postgres"` only).
+    Typing {
+        origin: Uuid,
+        room_id: Uuid,
+        user_id: Uuid,
+        username: String,
+    },
     /// An administrator closes connection `connection_id` of node `node_id`.
     CloseConnection {
         node_id: Uuid,
@@ -159,6 +166,17 @@ pub async fn notify_all(c: &impl GenericClient, events: &[Event]) -> Result<(), 
         &[&CHANNEL, &payloads],
     )
     .await?;
+    Ok(())
+}
+
+/// Sends `event` at once, without waiting for the commit to be flushed to disk: for news that
+/// is stored nowhere and is worthless a moment later (typing notices).
+pub async fn notify_volatile(db: &Db, event: &Event) -> crate::error::Result<()> {
+    let mut conn = db.conn().await?;
+    let tx = conn.transaction().await?;
+    tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
+    notify(&tx, event).await?;
+    tx.commit().await?;
     Ok(())
 }
 

@@ -76,6 +76,18 @@ async fn serve(config: &Arc<Config>, database: &Database, mut signals: Signals) 
         env!("CARGO_PKG_VERSION"),
         app.local_addr()
     );
+    let cluster = &config.cluster;
+    let bus = match cluster.bus {
+        crate::config::BusKind::Local => "local",
+        crate::config::BusKind::Postgres => "postgres",
+    };
+    tracing::info!(
+        node = %app.state().node.id,
+        bus,
+        "cluster node: heartbeat every {}s, silent nodes expire after {}s",
+        cluster.heartbeat_secs,
+        cluster.node_timeout_secs
+    );
     if let Some(at) = app.metrics_addr() {
         tracing::info!("metrics at http://{at}/metrics");
     }

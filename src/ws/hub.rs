@@ -193,6 +193,8 @@ struct Room {
 pub(super) struct Inner {
     /// This node (`nodes.id`): what it sends on the bus, it skips when the bus brings it back.
     pub(super) node_id: Uuid,
+    /// Whether other nodes share the bus (`cluster.bus = "postgres"`): typing notices go to them.
+    shared: bool,
     pub(super) db: Db,
     pub(super) config: WsConfig,
     rooms: Mutex<HashMap<Uuid, Arc<Room>>>,
@@ -222,11 +224,13 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Hub {
-    pub fn new(db: Db, config: WsConfig, metrics: Arc<Metrics>, node_id: Uuid) -> Self {
+    /// A hub for node `node_id`; `shared` when other nodes share its bus.
+    pub fn new(db: Db, config: WsConfig, metrics: Arc<Metrics>, node_id: Uuid, shared: bool) -> Self {
         let presence_on = config.presence_max_members > 0;
         let hub = Self {
             inner: Arc::new(Inner {
                 node_id,
+                shared,
                 db,
                 config,
                 rooms: Mutex::default(),
@@ -531,6 +535,21 @@ impl Hub {
             user: &conn.username,
         };
         self.room_frame(room, None, &frame, Some(conn.user_id));
+        // And to the other nodes' subscribers; a notice lost on the way is harmless.
+        if self.inner.shared {
+            let event = Event::Typing {
+                origin: self.inner.node_id,
+                room_id: room,
+                user_id: conn.user_id,
+                username: conn.username.clone(),
+            };
+            let db = self.inner.db.clone();
+            tokio::spawn(async move {
+                if let Err(e) = crate::bus::notify_volatile(&db, &event).await {
+                    tracing::debug!("typing notice not sent to other nodes: {e}");
+                }
+            });
+        }
         Ok(())
     }
 
@@ -672,6 +691,20 @@ impl Hub {
                     }
                 };
                 self.fan_out(&message);
+            }
+            Event::Typing {
+                origin,
+                room_id,
+                user_id,
+                username,
+            } => {
+                if origin != self.inner.node_id {
+                    let frame = ServerFrame::Typing {
+                        room_id,
+                        user: &username,
+                    };
+                    self.room_frame(room_id, None, &frame, Some(user_id));
+                }
             }
             Event::PresenceChanged { origin, users } => {
                 if origin != self.inner.node_id {

@@ -60,6 +60,11 @@ async fn messages_sent_on_one_node_reach_subscribers_on_the_other_in_order() {
     let mut on_b = b.ws(&bob).await;
     on_b.subscribe(&room, None).await;
     let mut on_a = a.ws(&alice).await;
+    // Typing notices cross too.
+    on_a.subscribe(&room, None).await;
+    on_a.send(json!({"type": "typing", "room_id": room})).await;
+    let t = on_b.next_of("typing").await;
+    assert_eq!((t["room_id"].as_str(), t["user"].as_str()), (Some(room.as_str()), Some("alice")));
     for i in 1..=30 {
         on_a.send(send(&room, &format!("m{i}"), &format!("c{i}"))).await;
     }
@@ -443,7 +448,7 @@ async fn writer(
         };
         let todo: Vec<String> = bodies.iter().filter(|b| !acked.contains_key(*b)).cloned().collect();
         let mut broken = false;
-        let mut take = |f: Value, acked: &mut HashMap<String, i64>| {
+        let take = |f: Value, acked: &mut HashMap<String, i64>| {
             assert_ne!(f["type"], "error", "{f}");
             if f["type"] == "ack" {
                 let body = f["id"].as_str().unwrap().to_owned();
