@@ -9,7 +9,7 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 
 use super::{print, require_installation, with_database, CliError};
-use crate::app::{prepare_schema, AppState, Signals};
+use crate::app::{prepare_schema, Signals};
 use crate::config::Config;
 use crate::db::Database;
 use crate::users::User;
@@ -115,7 +115,9 @@ async fn act(
     password: Option<String>,
 ) -> Result<(), CliError> {
     prepare_schema(&database.db, config.database.auto_migrate).await?;
-    let accounts = AppState::new(config.clone(), database.db.clone())?.accounts;
+    // The accounts service alone: no hub, no background tasks in a short command.
+    let tokens = crate::auth::tokens::TokenKeys::from_config(config)?;
+    let accounts = crate::auth::Accounts::new(database.db.clone(), config, tokens);
     let password = || password.clone().unwrap_or_default();
     match action {
         UserAction::Create {

@@ -127,8 +127,7 @@ impl Drop for Inner {
 pub(super) async fn work(presence: Arc<Presence>, hub: Weak<Inner>) {
     // Who the co-members were last told is online, by name: anyone connected to any node.
     let mut told_online: HashMap<Uuid, String> = HashMap::new();
-    // What other nodes hold is read once first (nobody is connected here yet to be told).
-    lock(&presence.pending).resync = true;
+    // What other nodes hold is read when the event listener first connects (`Hub::catch_up`).
     loop {
         let wake = presence.wake.notified();
         tokio::pin!(wake);
