@@ -128,6 +128,10 @@ mkdir -p "$OUT"
 "$BIN" bench plot --input "$WORK/fanout.json" --out "$OUT/bench-fanout.svg"
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || echo unknown)
 mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo 2>/dev/null || echo unknown)
+# The cluster comparison is scripts/bench-cluster.sh's section: carried over as it is.
+CLUSTER_HEADING="## 1 node vs 2 nodes"
+CLUSTER_SECTION=$(awk -v h="$CLUSTER_HEADING" '$0 == h { keep = 1 } keep && /^## / && $0 != h { keep = 0 } keep' \
+    docs/benchmarks.md 2>/dev/null || true)
 {
     echo "# chatd benchmarks"
     echo
@@ -160,6 +164,10 @@ mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo 2>/dev/nu
     for c in "${COMMANDS[@]}"; do
         echo "    $c"
     done
+    if [[ -n $CLUSTER_SECTION ]]; then
+        echo
+        echo "$CLUSTER_SECTION"
+    fi
 } >"$OUT/benchmarks.md"
 echo
 echo "wrote $OUT/benchmarks.md and $OUT/bench-fanout.svg"

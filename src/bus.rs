@@ -121,7 +121,10 @@ pub enum Event {
     },
     /// These users' connections on node `origin` began or ended (they may be online or
     /// offline now: each node reads where they are connected).
-    PresenceChanged { origin: Uuid, users: Vec<(Uuid, String)> },
+    PresenceChanged {
+        origin: Uuid,
+        users: Vec<(Uuid, String)>,
+    },
     /// `username` is typing in `room_id`, on node `origin` (`cluster.bus = "postgres"` only).
     Typing {
         origin: Uuid,
@@ -238,7 +241,11 @@ impl Bus {
 
     /// Within the transaction `c` that stores `messages`: sends them to the other nodes when they
     /// share the bus (nothing otherwise). Call before the commit.
-    pub async fn announce(&self, c: &impl GenericClient, messages: &[MessageView]) -> Result<(), tokio_postgres::Error> {
+    pub async fn announce(
+        &self,
+        c: &impl GenericClient,
+        messages: &[MessageView],
+    ) -> Result<(), tokio_postgres::Error> {
         let Some(origin) = self.shared_as else {
             return Ok(());
         };

@@ -95,9 +95,10 @@ pub async fn run(target: &Target, options: &ConnectionsOptions) -> Result<Connec
         .map(|i| {
             let token = &accounts[i % users].access_token;
             let local = sources[i % sources.len()];
+            let node = target.node(i);
             async move {
                 let t = Instant::now();
-                (client::connect(target, token, local).await, t.elapsed())
+                (client::connect(&node, token, local).await, t.elapsed())
             }
         })
         .buffer_unordered(options.concurrency.max(1));
@@ -190,25 +191,37 @@ async fn hold(mut ws: client::Ws, stop: CancellationToken, dropped: super::Count
 
 /// The server's resident memory: `chatd_process_resident_memory_bytes` (or the common
 /// `process_resident_memory_bytes`) from GET /metrics when it answers Prometheus text, else
-/// VmRSS of `--server-pid`, else unknown.
+/// VmRSS of `--server-pid`, else unknown. With several nodes it is their sum, from /metrics
+/// only (one pid is not the cluster).
 pub async fn server_rss(target: &Target, pid: Option<u32>) -> (&'static str, Option<u64>) {
-    let url = format!("{}/metrics", target.base.as_str().trim_end_matches('/'));
-    if let Ok(resp) = target.http.get(&url).send().await {
-        if resp.status().is_success() {
-            if let Ok(text) = resp.text().await {
-                let value = text
-                    .lines()
-                    .find_map(|l| {
-                        l.strip_prefix("chatd_process_resident_memory_bytes ")
-                            .or_else(|| l.strip_prefix("process_resident_memory_bytes "))
-                    })
-                    .and_then(|v| v.trim().parse::<f64>().ok());
-                if let Some(v) = value {
-                    return ("metrics", Some(v as u64));
-                }
-            }
+    let mut sum = 0;
+    for node in target.nodes.iter() {
+        match metrics_rss(target, node).await {
+            Some(bytes) => sum += bytes,
+            None if target.nodes.len() > 1 => return ("unknown", None),
+            None => return proc_rss(pid),
         }
     }
+    ("metrics", Some(sum))
+}
+
+async fn metrics_rss(target: &Target, node: &url::Url) -> Option<u64> {
+    let url = format!("{}/metrics", node.as_str().trim_end_matches('/'));
+    let resp = target.http.get(&url).send().await.ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    let text = resp.text().await.ok()?;
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("chatd_process_resident_memory_bytes ")
+                .or_else(|| l.strip_prefix("process_resident_memory_bytes "))
+        })
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+}
+
+fn proc_rss(pid: Option<u32>) -> (&'static str, Option<u64>) {
     if let Some(pid) = pid {
         let kb = std::fs::read_to_string(format!("/proc/{pid}/status"))
             .ok()

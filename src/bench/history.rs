@@ -132,7 +132,7 @@ async fn seed(
     let n = accounts.len() as u64;
     for (i, a) in accounts.iter().enumerate() {
         let share = total / n + u64::from((i as u64) < total % n);
-        let ws = client::connect(target, &a.access_token, None)
+        let ws = client::connect(&target.node(i), &a.access_token, None)
             .await
             .map_err(|e| failed(format!("seed connect: {e}")))?;
         tasks.push(tokio::spawn(seed_one(
@@ -242,14 +242,14 @@ type Queried = (
     Errors,
 );
 
-/// `requests` history pages with `concurrency` workers: even ones the newest page, odd ones
-/// the page before a random seq.
+/// `requests` history pages with `concurrency` workers (worker `w` on node `w mod n`): even
+/// ones the newest page, odd ones the page before a random seq.
 async fn query(target: &Target, account: &Account, room: &str, last: u64, options: &HistoryOptions) -> Queried {
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let workers: Vec<_> = (0..options.concurrency.max(1))
-        .map(|_| {
-            let (target, next) = (target.clone(), next.clone());
+        .map(|w| {
+            let (target, next) = (target.node(w), next.clone());
             let (token, room, total) = (account.access_token.clone(), room.to_owned(), options.requests);
             tokio::spawn(async move {
                 let (mut newest, mut before, mut errors) = (histogram(), histogram(), Errors::new());

@@ -99,7 +99,8 @@ pub struct Setup {
 
 /// Registers `rooms × clients` accounts, creates the rooms (the first client of each owns
 /// it, the others join), connects and subscribes every socket. In each room the first
-/// `senders_per_room` clients also send.
+/// `senders_per_room` clients also send. Socket `i` (over all rooms) goes to node `i mod n`,
+/// so with several nodes senders and subscribers alternate and deliveries cross nodes.
 pub async fn setup(
     target: &Target,
     scenario: &'static str,
@@ -124,8 +125,9 @@ pub async fn setup(
         .map(|i| {
             let (room, account) = (i / clients, &accounts[i]);
             let room_id = &room_list[room].id;
+            let node = target.node(i);
             async move {
-                let ws = client::connect(target, &account.access_token, None)
+                let ws = client::connect(&node, &account.access_token, None)
                     .await
                     .map_err(|e| failed(format!("connect: {e}")))?;
                 let (sink, stream) = client::subscribe(ws, room_id).await?;

@@ -115,13 +115,14 @@ fn report(options: &LoginOptions, t: Tally, baseline: Option<LoadReport>, during
     }
 }
 
-/// One task per account, logging in back to back until `stop`.
+/// One task per account, logging in back to back until `stop`; task `k` talks to node `k mod n`.
 async fn flood(target: Target, accounts: Vec<Account>, stop: CancellationToken) -> Tally {
     let started = Instant::now();
     let tasks: Vec<_> = accounts
         .into_iter()
-        .map(|a| {
-            let (target, stop) = (target.clone(), stop.clone());
+        .enumerate()
+        .map(|(k, a)| {
+            let (target, stop) = (target.node(k), stop.clone());
             tokio::spawn(async move {
                 let mut tally = Tally {
                     logins: 0,

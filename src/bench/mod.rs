@@ -5,6 +5,8 @@
 //! (both in [`load`]: an open-loop sender schedule and an exact delivery check),
 //! `connections`, `login`, `history`; `plot` draws a fan-out sweep. Each scenario is a library
 //! function returning a report, so the integration tests run the same code as the CLI.
+//! Given several nodes of one cluster (`--url A,B`), the k-th client of a scenario talks to
+//! node `k mod n` ([`Target::node`]), so messages cross nodes; setup goes to the first.
 //!
 //! Measuring honestly is the point: sends follow a fixed schedule whatever the server answers
 //! (overload shows as latency, not as a slower sender), latency is taken from the *intended*
@@ -47,9 +49,16 @@ pub(crate) fn failed(message: impl Into<String>) -> BenchError {
 }
 
 /// The server under test: its base URL and one pooled HTTP client.
+///
+/// A run may drive several nodes of one cluster (`--url A,B`, sharing one database): setup
+/// work (accounts, rooms, cleanup) goes to the first, and each client takes its own handle
+/// from [`Target::node`], so the k-th client of a scenario talks to node `k mod n`.
 #[derive(Clone)]
 pub struct Target {
+    /// The node this handle talks to: the first of `nodes`, or the one `node` picked.
     pub base: url::Url,
+    /// Every node of the run, in the order given.
+    pub nodes: Arc<[url::Url]>,
     pub http: reqwest::Client,
     /// Whether progress lines go to stderr once a second (off in tests).
     pub progress: bool,
@@ -58,22 +67,30 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn new(url: &str, progress: bool) -> Result<Self> {
-        let base = url::Url::parse(url).map_err(|e| BenchError::Usage(format!("--url {url}: {e}")))?;
-        if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
-            return Err(BenchError::Usage(format!("--url {url}: expected http://HOST:PORT")));
-        }
+    /// `urls`: one base URL, or several nodes separated by commas.
+    pub fn new(urls: &str, progress: bool) -> Result<Self> {
+        let nodes = parse_urls(urls)?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(512)
             .build()
             .map_err(|e| failed(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self {
-            base,
+            base: nodes[0].clone(),
+            nodes: nodes.into(),
             http,
             progress,
             epoch: Instant::now(),
         })
+    }
+
+    /// The handle for the `k`-th client of a scenario: node `k mod n`, the same HTTP pool
+    /// and epoch.
+    pub fn node(&self, k: usize) -> Target {
+        Target {
+            base: self.nodes[k % self.nodes.len()].clone(),
+            ..self.clone()
+        }
     }
 
     pub fn api(&self, path: &str) -> String {
@@ -149,6 +166,23 @@ impl Target {
         }
         Ok(value)
     }
+}
+
+/// Parses `--url`: one base URL or a comma list of them, each `http(s)://HOST[:PORT]`.
+fn parse_urls(urls: &str) -> Result<Vec<url::Url>> {
+    urls.split(',')
+        .map(|url| {
+            let url = url.trim();
+            if url.is_empty() {
+                return Err(BenchError::Usage("--url: an empty entry in the list".into()));
+            }
+            let base = url::Url::parse(url).map_err(|e| BenchError::Usage(format!("--url {url}: {e}")))?;
+            if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
+                return Err(BenchError::Usage(format!("--url {url}: expected http://HOST:PORT")));
+            }
+            Ok(base)
+        })
+        .collect()
 }
 
 /// The code of an error body (`{"error": {"code": …}}`), or the status.
@@ -492,4 +526,42 @@ pub fn add(c: &Counter, n: u64) {
 
 pub fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_list_spreads_clients_round_robin_and_setup_goes_to_the_first() {
+        let target = Target::new("http://127.0.0.1:8081, http://127.0.0.1:8082/", false).unwrap();
+        assert_eq!(target.nodes.len(), 2);
+        assert_eq!(target.api("/rooms"), "http://127.0.0.1:8081/api/v1/rooms");
+        let ports: Vec<u16> = (0..5).map(|k| target.node(k).base.port().unwrap()).collect();
+        assert_eq!(ports, [8081, 8082, 8081, 8082, 8081]);
+        // A node's handle still knows every node.
+        assert_eq!(target.node(1).node(2).ws_url(), "ws://127.0.0.1:8081/api/v1/ws");
+    }
+
+    #[test]
+    fn a_single_url_is_one_node() {
+        let target = Target::new("http://127.0.0.1:8080", false).unwrap();
+        assert_eq!(target.nodes.len(), 1);
+        assert_eq!(target.node(7).base, target.base);
+    }
+
+    #[test]
+    fn url_list_refuses_empty_entries_and_other_schemes() {
+        for bad in [
+            "",
+            "http://127.0.0.1:8081,",
+            "http://127.0.0.1:8081,,http://127.0.0.1:8082",
+            "ws://h:1",
+        ] {
+            assert!(
+                matches!(Target::new(bad, false), Err(BenchError::Usage(_))),
+                "{bad:?} accepted"
+            );
+        }
+    }
 }

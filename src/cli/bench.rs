@@ -33,7 +33,8 @@ use crate::bench::{self, errors_cell, BenchError, Target};
         Progress goes to standard error once a second; the results to standard output."
 )]
 pub struct BenchArgs {
-    /// The chatd to drive
+    /// The chatd to drive; nodes of one cluster as a comma list (URL1,URL2,...): the k-th
+    /// client goes to node k mod n, setup (accounts, rooms) to the first
     #[arg(long, global = true, value_name = "URL", default_value = "http://127.0.0.1:8080")]
     pub url: String,
     /// Print one JSON object per result (one per line) instead of a table
@@ -92,7 +93,8 @@ pub enum Scenario {
         /// Handshakes in flight at once
         #[arg(long, value_name = "C", default_value_t = 256)]
         concurrency: usize,
-        /// The server's process id, to read its RSS from /proc when it serves no /metrics
+        /// The server's process id, to read its RSS from /proc when it serves no /metrics (one
+        /// node only)
         #[arg(long, value_name = "PID")]
         server_pid: Option<u32>,
     },
@@ -185,6 +187,11 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
     }
     bench::raise_nofile_limit();
     let target = Target::new(&args.url, !args.quiet)?;
+    let urls: Vec<String> = target
+        .nodes
+        .iter()
+        .map(|u| u.as_str().trim_end_matches('/').to_owned())
+        .collect();
     let secs = Duration::from_secs;
     let fanout_options = |f: &FanoutArgs| -> Result<FanoutOptions, CliError> {
         if f.clients == 0 || f.senders == 0 || f.senders > f.clients {
@@ -207,7 +214,7 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
         Scenario::Fanout(f) => {
             let options = fanout_options(f)?;
             let reports = bench::block_on(args.threads, bench::fanout::run(&target, &options))??;
-            output(args.json, &reports, load_table)
+            output(args.json, &urls, &reports, load_table)
         }
         Scenario::Rooms { rooms, clients, rate } => {
             if *rooms == 0 || *clients == 0 || !(rate.is_finite() && *rate > 0.0) {
@@ -223,7 +230,7 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
                 cleanup: args.cleanup,
             };
             let report = bench::block_on(args.threads, bench::rooms::run(&target, &options))??;
-            output(args.json, &[report], load_table)
+            output(args.json, &urls, &[report], load_table)
         }
         Scenario::Connections {
             count,
@@ -245,7 +252,7 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
                 cleanup: args.cleanup,
             };
             let report = bench::block_on(args.threads, bench::connections::run(&target, &options))??;
-            output(args.json, &[report], connections_table)
+            output(args.json, &urls, &[report], connections_table)
         }
         Scenario::Login {
             concurrency,
@@ -265,7 +272,7 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
                 cleanup: args.cleanup,
             };
             let report = bench::block_on(args.threads, bench::login::run(&target, &options))??;
-            output(args.json, &[report], login_table)
+            output(args.json, &urls, &[report], login_table)
         }
         Scenario::History {
             messages,
@@ -286,23 +293,52 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
                 cleanup: args.cleanup,
             };
             let report = bench::block_on(args.threads, bench::history::run(&target, &options))??;
-            output(args.json, &[report], history_table)
+            output(args.json, &urls, &[report], history_table)
         }
         Scenario::Plot { .. } | Scenario::Report { .. } => Ok(()),
     }
 }
 
-/// Prints one JSON object per line, or the table `table` makes.
-fn output<T: serde::Serialize>(json: bool, reports: &[T], table: fn(&[T], Style) -> String) -> Result<(), CliError> {
+/// Prints one JSON object per line, or the table `table` makes; with several nodes, both
+/// name them (`urls`; a single URL prints exactly the report).
+fn output<T: serde::Serialize>(
+    json: bool,
+    urls: &[String],
+    reports: &[T],
+    table: fn(&[T], Style) -> String,
+) -> Result<(), CliError> {
     if json {
-        for r in reports {
-            let line = serde_json::to_string(r).map_err(|e| CliError::failure(e.to_string()))?;
+        for report in reports {
+            let line =
+                serde_json::to_string(&Printed { report, urls }).map_err(|e| CliError::failure(e.to_string()))?;
             print(line)?;
         }
         Ok(())
     } else {
-        print(table(reports, Style::Plain).trim_end())
+        print((nodes_head(urls, Style::Plain) + &table(reports, Style::Plain)).trim_end())
     }
+}
+
+/// A result line of `--json`: the report's fields, then the nodes driven when there are
+/// several.
+#[derive(serde::Serialize)]
+struct Printed<'a, T> {
+    #[serde(flatten)]
+    report: &'a T,
+    #[serde(skip_serializing_if = "one_node")]
+    urls: &'a [String],
+}
+
+fn one_node(urls: &&[String]) -> bool {
+    urls.len() < 2
+}
+
+/// `nodes: URL1, URL2` above a table when the run drove several nodes.
+fn nodes_head(urls: &[String], style: Style) -> String {
+    if urls.len() < 2 {
+        return String::new();
+    }
+    format!("nodes: {}\n{}", urls.join(", "), gap(style))
 }
 
 /// How tables are printed: aligned columns for a terminal, or Markdown for documents.
@@ -537,6 +573,8 @@ fn report(inputs: &[PathBuf], style: Style) -> Result<String, CliError> {
             .count();
         let group = &rest[..len];
         rest = &rest[len..];
+        let urls: Vec<String> = serde_json::from_value(group[0].1["urls"].clone()).unwrap_or_default();
+        out.push_str(&nodes_head(&urls, style));
         let table = match scenario.as_str() {
             "fanout" | "rooms" => load_table(&parse(group)?, style),
             "connections" => connections_table(&parse(group)?, style),
@@ -548,4 +586,50 @@ fn report(inputs: &[PathBuf], style: Style) -> Result<String, CliError> {
         out.push('\n');
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Serialize)]
+    struct Report {
+        scenario: &'static str,
+        rate: f64,
+    }
+
+    #[test]
+    fn results_name_the_nodes_only_when_there_are_several() {
+        let report = Report {
+            scenario: "fanout",
+            rate: 100.0,
+        };
+        let one = vec!["http://127.0.0.1:8080".to_string()];
+        let line = serde_json::to_string(&Printed {
+            report: &report,
+            urls: &one,
+        })
+        .unwrap();
+        assert_eq!(
+            line,
+            serde_json::to_string(&report).unwrap(),
+            "a single URL changes nothing"
+        );
+        assert_eq!(nodes_head(&one, Style::Plain), "");
+
+        let two = vec!["http://127.0.0.1:8081".to_string(), "http://127.0.0.1:8082".to_string()];
+        let line = serde_json::to_string(&Printed {
+            report: &report,
+            urls: &two,
+        })
+        .unwrap();
+        assert_eq!(
+            line,
+            r#"{"scenario":"fanout","rate":100.0,"urls":["http://127.0.0.1:8081","http://127.0.0.1:8082"]}"#
+        );
+        assert_eq!(
+            nodes_head(&two, Style::Markdown),
+            "nodes: http://127.0.0.1:8081, http://127.0.0.1:8082\n\n"
+        );
+    }
 }

@@ -16,11 +16,22 @@ pub struct NodeRecord<'a> {
 }
 
 /// Adds (or refreshes) this node's row.
-pub async fn register(c: &impl GenericClient, node: &NodeRecord<'_>, stats: &Value) -> Result<(), tokio_postgres::Error> {
+pub async fn register(
+    c: &impl GenericClient,
+    node: &NodeRecord<'_>,
+    stats: &Value,
+) -> Result<(), tokio_postgres::Error> {
     c.execute(
         "INSERT INTO nodes (id, hostname, address, version, started_at, stats) VALUES ($1, $2, $3, $4, $5, $6) \
          ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), stats = EXCLUDED.stats",
-        &[&node.id, &node.hostname, &node.address, &node.version, &node.started_at, stats],
+        &[
+            &node.id,
+            &node.hostname,
+            &node.address,
+            &node.version,
+            &node.started_at,
+            stats,
+        ],
     )
     .await?;
     Ok(())
@@ -30,7 +41,10 @@ pub async fn register(c: &impl GenericClient, node: &NodeRecord<'_>, stats: &Val
 /// taken for dead and removed: it must register again).
 pub async fn heartbeat(c: &impl GenericClient, id: Uuid, stats: &Value) -> Result<bool, tokio_postgres::Error> {
     let n = c
-        .execute("UPDATE nodes SET heartbeat_at = now(), stats = $2 WHERE id = $1", &[&id, stats])
+        .execute(
+            "UPDATE nodes SET heartbeat_at = now(), stats = $2 WHERE id = $1",
+            &[&id, stats],
+        )
         .await?;
     Ok(n == 1)
 }
@@ -62,7 +76,10 @@ async fn remove_where(
 }
 
 /// The figures of every node alive within `timeout_secs`, oldest first: (id, stats).
-pub async fn live(c: &impl GenericClient, timeout_secs: f64) -> Result<Vec<(Uuid, Option<Value>)>, tokio_postgres::Error> {
+pub async fn live(
+    c: &impl GenericClient,
+    timeout_secs: f64,
+) -> Result<Vec<(Uuid, Option<Value>)>, tokio_postgres::Error> {
     let rows = c
         .query(
             "SELECT id, stats FROM nodes WHERE heartbeat_at >= now() - make_interval(secs => $1) \

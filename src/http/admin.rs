@@ -168,7 +168,10 @@ async fn admin(state: &AppState, header: Option<String>) -> Result<Admin, ApiErr
 
 async fn stats(auth: Option<String>, state: AppState) -> Result<Response, ApiError> {
     admin(&state, auth).await?;
-    Ok(json(StatusCode::OK, &admin::stats(&state.node, &state.hub, &state.db, state.cluster.timeout_secs()).await))
+    Ok(json(
+        StatusCode::OK,
+        &admin::stats(&state.node, &state.hub, &state.db, state.cluster.timeout_secs()).await,
+    ))
 }
 
 /// The `cursor` parameter (opaque, from a previous page's `next_cursor`), decoded to a `T`;
@@ -243,7 +246,10 @@ async fn close_connection(
     }
     if node != state.node.id {
         let db = state.db.conn().await?;
-        if !crate::db::nodes::is_live(&*db, node, state.cluster.timeout_secs()).await.map_err(Error::from)? {
+        if !crate::db::nodes::is_live(&*db, node, state.cluster.timeout_secs())
+            .await
+            .map_err(Error::from)?
+        {
             return Err(Error::not_found("node_not_found", "no such live node").into());
         }
         let event = crate::bus::Event::CloseConnection {

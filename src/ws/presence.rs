@@ -177,10 +177,8 @@ impl Hub {
         let mut db = self.inner.db.conn().await?;
         // This node's part first: its rows, and the news to the other nodes, in one commit.
         if !batch.local.is_empty() {
-            let (on, off): (Vec<Uuid>, Vec<Uuid>) = batch
-                .local
-                .iter()
-                .partition(|user| !self.user_conns(**user).is_empty());
+            let (on, off): (Vec<Uuid>, Vec<Uuid>) =
+                batch.local.iter().partition(|user| !self.user_conns(**user).is_empty());
             let named: Vec<(Uuid, String)> = batch
                 .local
                 .iter()
