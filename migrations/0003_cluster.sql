@@ -3,8 +3,9 @@
 -- a database crash, after which every node registers again at its next heartbeat).
 
 -- One row per running node. `heartbeat_at` is written every `cluster.heartbeat_secs` with
--- the node's figures; a node silent for `cluster.node_timeout_secs` is dead and is deleted by
--- any other node, with its presence rows. Times are the database's clock, never a node's.
+-- the node's figures; a node silent for longer than its own `timeout_secs`
+-- (`cluster.node_timeout_secs`) is dead and is deleted by any other node, with its presence
+-- rows. Times are the database's clock, never a node's.
 CREATE UNLOGGED TABLE nodes (
     id            uuid PRIMARY KEY,
     hostname      text NOT NULL,
@@ -12,6 +13,7 @@ CREATE UNLOGGED TABLE nodes (
     version       text NOT NULL,
     started_at    timestamptz NOT NULL,
     heartbeat_at  timestamptz NOT NULL DEFAULT now(),
+    timeout_secs  integer NOT NULL CHECK (timeout_secs > 0),
     -- The node's admin figures at its last heartbeat (the admin API's `nodes`).
     stats         jsonb
 );

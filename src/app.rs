@@ -176,7 +176,11 @@ impl Application {
         }
         stop_beating.cancel();
         let _ = heartbeat.await;
-        cluster.leave().await;
+        // A database that hangs (rather than refuses) must not hold the exit up: the others
+        // then time this node out instead.
+        if tokio::time::timeout(grace, cluster.leave()).await.is_err() {
+            tracing::warn!("leaving the cluster timed out; the other nodes will time this node out");
+        }
         housekeeping.abort();
         sampler.abort();
         if let Some(m) = metrics_server {

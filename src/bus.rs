@@ -172,15 +172,34 @@ pub async fn notify_all(c: &impl GenericClient, events: &[Event]) -> Result<(), 
     Ok(())
 }
 
-/// Sends `event` at once, without waiting for the commit to be flushed to disk: for news that
+/// Sends `events` at once, without waiting for the commit to be flushed to disk: for news that
 /// is stored nowhere and is worthless a moment later (typing notices).
-pub async fn notify_volatile(db: &Db, event: &Event) -> crate::error::Result<()> {
+pub async fn notify_volatile(db: &Db, events: &[Event]) -> crate::error::Result<()> {
     let mut conn = db.conn().await?;
     let tx = conn.transaction().await?;
     tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
-    notify(&tx, event).await?;
+    notify_all(&tx, events).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Typing notices waiting to be sent to the other nodes at most; more are dropped.
+const TYPING_QUEUE: usize = 256;
+
+/// Starts the task that sends typing notices to the other nodes, a batch per transaction;
+/// returns where to queue them. The task ends when every sender is dropped.
+pub fn typing_relay(db: Db) -> tokio::sync::mpsc::Sender<Event> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(TYPING_QUEUE);
+    tokio::spawn(async move {
+        let mut batch = Vec::new();
+        while rx.recv_many(&mut batch, TYPING_QUEUE).await > 0 {
+            if let Err(e) = notify_volatile(&db, &batch).await {
+                tracing::debug!("{} typing notices not sent to other nodes: {e}", batch.len());
+            }
+            batch.clear();
+        }
+    });
+    tx
 }
 
 /// The notification of a new message: the whole message when it fits a payload, else its place.
@@ -278,8 +297,9 @@ pub async fn listen(db: Db, hub: Hub, stop: tokio_util::sync::CancellationToken)
         match connected {
             Ok((client, driver, mut payloads)) => {
                 // Events sent while not listening are gone: catch up on what they would have
-                // changed (at the first start too: a socket may have opened before this listened).
-                hub.catch_up().await;
+                // changed (at the first start too: a socket may have opened before this listened),
+                // again and again until it succeeds, while events are taken meanwhile.
+                let catching_up = tokio::spawn(catch_up(hub.clone()));
                 backoff = Duration::from_millis(200);
                 loop {
                     let payload = tokio::select! {
@@ -292,6 +312,7 @@ pub async fn listen(db: Db, hub: Hub, stop: tokio_util::sync::CancellationToken)
                         Err(e) => tracing::warn!("ignoring an unreadable event ({e}): {payload}"),
                     }
                 }
+                catching_up.abort();
                 drop(client);
                 driver.abort();
                 if stop.is_cancelled() {
@@ -306,6 +327,15 @@ pub async fn listen(db: Db, hub: Hub, stop: tokio_util::sync::CancellationToken)
             _ = stop.cancelled() => return,
         }
         backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// `Hub::catch_up` until it succeeds, with back-off.
+async fn catch_up(hub: Hub) {
+    let mut delay = Duration::from_millis(200);
+    while !hub.catch_up().await {
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }
 

@@ -3,9 +3,11 @@
 //! Every `chatd serve` registers itself in the `nodes` table when it starts, writes a
 //! heartbeat with its admin figures every `cluster.heartbeat_secs`, and removes itself when it
 //! stops. A node that dies without stopping (killed, its machine lost) stops beating; once its
-//! heartbeat is `cluster.node_timeout_secs` old, whichever node looks next removes it and its
-//! presence rows, and tells every node that those users' connections ended — so their presence
-//! is expired within about `node_timeout_secs + heartbeat_secs`. The clients it held reconnect
+//! heartbeat is older than its `cluster.node_timeout_secs` (each node's own, stored in its row),
+//! whichever node looks next removes it and its presence rows, and tells every node that those
+//! users' connections ended — so their presence is expired within about `node_timeout_secs +
+//! heartbeat_secs`. A node judges others only once it has itself been beating for a whole
+//! timeout, so a database outage does not make every node take all the others for dead. The clients it held reconnect
 //! to another node and resume with `since_seq`.
 //!
 //! A node that was itself taken for dead (its database connection stalled for longer than the
@@ -13,7 +15,7 @@
 //! rows. All times are the database's clock, so nodes' clocks need not agree.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -39,11 +41,6 @@ impl Cluster {
         Self { node, hub, db, config }
     }
 
-    /// How long a silent node is still counted alive.
-    pub fn timeout_secs(&self) -> f64 {
-        self.config.node_timeout_secs as f64
-    }
-
     fn stats(&self) -> serde_json::Value {
         serde_json::to_value(self.node.stats(&self.hub, &self.db)).unwrap_or_default()
     }
@@ -58,21 +55,42 @@ impl Cluster {
             address: &self.node.address,
             version,
             started_at: self.node.started_at,
+            // Validated to at most 3600.
+            timeout_secs: self.config.node_timeout_secs as i32,
         };
         nodes::register(&*conn, &record, &self.stats()).await?;
         Ok(())
     }
 
     /// Heartbeats until `stop`: registers again when taken for dead, and removes dead nodes.
+    ///
+    /// Only a node that has itself been beating without a break for a whole timeout judges
+    /// the others: after the database was unreachable for a while, every other node's heartbeat
+    /// is old too, and they are not dead — they were waiting like this one.
     pub async fn beat(self, stop: CancellationToken) {
         let mut tick = tokio::time::interval(Duration::from_secs(self.config.heartbeat_secs));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let judge_after = Duration::from_secs(self.config.node_timeout_secs);
+        let mut beating_since: Option<Instant> = None;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = stop.cancelled() => return,
             }
-            if let Err(e) = self.beat_once().await {
+            let beat = async {
+                self.beat_once().await?;
+                let since = *beating_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= judge_after {
+                    self.reap().await?;
+                }
+                Ok::<_, crate::error::Error>(())
+            };
+            let outcome = tokio::select! {
+                r = beat => r,
+                _ = stop.cancelled() => return,
+            };
+            if let Err(e) = outcome {
+                beating_since = None;
                 tracing::warn!("cluster heartbeat failed: {e}");
             }
         }
@@ -86,17 +104,18 @@ impl Cluster {
         if !present {
             tracing::warn!(node = %self.node.id, "this node was taken for dead by the cluster; registering again");
             self.join().await?;
-            // Its presence rows went with it: write them again, and re-read everyone's.
+            // Its presence rows went with it: write them again, and re-read everyone's (the
+            // presence task retries by itself; the rest is checked again within a minute).
             self.hub.catch_up().await;
         }
-        self.reap().await
+        Ok(())
     }
 
     /// Removes nodes whose heartbeat is too old, and tells every node their users left them.
     async fn reap(&self) -> Result<()> {
         let mut conn = self.db.conn().await?;
         let tx = conn.transaction().await?;
-        let users = nodes::reap(&tx, self.timeout_secs()).await?;
+        let users = nodes::reap(&tx).await?;
         // From no node: every node (this one too) re-reads these users' presence.
         bus::notify_all(&tx, &bus::presence_changed(Uuid::nil(), &users)).await?;
         tx.commit().await?;

@@ -645,4 +645,38 @@ mod tests {
             .to_string()
             .contains("auth.access_token_ttl_secs"));
     }
+
+    #[test]
+    fn cluster_settings_come_from_the_environment_and_are_bounded() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CHATD_CLUSTER__BUS", "postgres");
+            let c = Config::load(None).unwrap();
+            assert_eq!(c.cluster.bus, BusKind::Postgres);
+            jail.set_env("CHATD_CLUSTER__BUS", "nats");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(
+                err.contains("cluster.bus") && err.contains("CHATD_CLUSTER__BUS"),
+                "{err}"
+            );
+            Ok(())
+        });
+        for (heartbeat, timeout, ok) in [
+            (5, 20, true),
+            (5, 10, true),
+            (5, 9, false),
+            (0, 20, false),
+            (1, 3601, false),
+        ] {
+            let mut c = Config::default();
+            c.cluster.heartbeat_secs = heartbeat;
+            c.cluster.node_timeout_secs = timeout;
+            match c.validate() {
+                Ok(()) => assert!(ok, "{heartbeat}/{timeout} accepted"),
+                Err(e) => {
+                    assert!(!ok, "{heartbeat}/{timeout} refused: {e}");
+                    assert!(e.to_string().contains("cluster."), "{e}");
+                }
+            }
+        }
+    }
 }

@@ -156,12 +156,12 @@ pub async fn sampler(node: Arc<Node>, hub: Hub) {
 /// Every live node's figures, with the totals: this node's read now, the others' from their
 /// last heartbeat (at most `cluster.heartbeat_secs` old). If the database cannot be read, this
 /// node's alone.
-pub async fn stats(node: &Node, hub: &Hub, db: &Db, timeout_secs: f64) -> Stats {
+pub async fn stats(node: &Node, hub: &Hub, db: &Db) -> Stats {
     let mine = node.stats(hub, db);
     let presence_on = hub.config().presence_max_members > 0;
     let cluster = async {
         let conn = db.conn().await?;
-        let live = crate::db::nodes::live(&*conn, timeout_secs).await?;
+        let live = crate::db::nodes::live(&*conn).await?;
         let online = if presence_on {
             Some(crate::db::nodes::users_online(&*conn).await?)
         } else {

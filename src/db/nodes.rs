@@ -13,6 +13,8 @@ pub struct NodeRecord<'a> {
     pub address: &'a str,
     pub version: &'a str,
     pub started_at: OffsetDateTime,
+    /// How long it may stay silent before the others take it for dead.
+    pub timeout_secs: i32,
 }
 
 /// Adds (or refreshes) this node's row.
@@ -22,7 +24,8 @@ pub async fn register(
     stats: &Value,
 ) -> Result<(), tokio_postgres::Error> {
     c.execute(
-        "INSERT INTO nodes (id, hostname, address, version, started_at, stats) VALUES ($1, $2, $3, $4, $5, $6) \
+        "INSERT INTO nodes (id, hostname, address, version, started_at, timeout_secs, stats) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) \
          ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), stats = EXCLUDED.stats",
         &[
             &node.id,
@@ -30,6 +33,7 @@ pub async fn register(
             &node.address,
             &node.version,
             &node.started_at,
+            &node.timeout_secs,
             stats,
         ],
     )
@@ -55,9 +59,12 @@ pub async fn remove(c: &impl GenericClient, id: Uuid) -> Result<Vec<(Uuid, Strin
     remove_where(c, "id = $1", &[&id]).await
 }
 
-/// Removes every node silent for more than `timeout_secs`, as `remove` does.
-pub async fn reap(c: &impl GenericClient, timeout_secs: f64) -> Result<Vec<(Uuid, String)>, tokio_postgres::Error> {
-    remove_where(c, "heartbeat_at < now() - make_interval(secs => $1)", &[&timeout_secs]).await
+/// A node silent for longer than its own timeout.
+const DEAD: &str = "heartbeat_at < now() - make_interval(secs => timeout_secs)";
+
+/// Removes every node silent for longer than its timeout, as `remove` does.
+pub async fn reap(c: &impl GenericClient) -> Result<Vec<(Uuid, String)>, tokio_postgres::Error> {
+    remove_where(c, DEAD, &[]).await
 }
 
 async fn remove_where(
@@ -75,30 +82,17 @@ async fn remove_where(
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-/// The figures of every node alive within `timeout_secs`, oldest first: (id, stats).
-pub async fn live(
-    c: &impl GenericClient,
-    timeout_secs: f64,
-) -> Result<Vec<(Uuid, Option<Value>)>, tokio_postgres::Error> {
-    let rows = c
-        .query(
-            "SELECT id, stats FROM nodes WHERE heartbeat_at >= now() - make_interval(secs => $1) \
-             ORDER BY started_at, id",
-            &[&timeout_secs],
-        )
-        .await?;
+/// The figures of every live node (heard from within its timeout), oldest first: (id, stats).
+pub async fn live(c: &impl GenericClient) -> Result<Vec<(Uuid, Option<Value>)>, tokio_postgres::Error> {
+    let sql = format!("SELECT id, stats FROM nodes WHERE NOT ({DEAD}) ORDER BY started_at, id");
+    let rows = c.query(&sql, &[]).await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-/// Whether node `id` is alive within `timeout_secs`.
-pub async fn is_live(c: &impl GenericClient, id: Uuid, timeout_secs: f64) -> Result<bool, tokio_postgres::Error> {
-    let row = c
-        .query_opt(
-            "SELECT 1 FROM nodes WHERE id = $1 AND heartbeat_at >= now() - make_interval(secs => $2)",
-            &[&id, &timeout_secs],
-        )
-        .await?;
-    Ok(row.is_some())
+/// Whether node `id` is alive.
+pub async fn is_live(c: &impl GenericClient, id: Uuid) -> Result<bool, tokio_postgres::Error> {
+    let sql = format!("SELECT 1 FROM nodes WHERE id = $1 AND NOT ({DEAD})");
+    Ok(c.query_opt(&sql, &[&id]).await?.is_some())
 }
 
 /// Records that `online` users have a connection on node `node` and `offline` ones none.

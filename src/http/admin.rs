@@ -170,7 +170,7 @@ async fn stats(auth: Option<String>, state: AppState) -> Result<Response, ApiErr
     admin(&state, auth).await?;
     Ok(json(
         StatusCode::OK,
-        &admin::stats(&state.node, &state.hub, &state.db, state.cluster.timeout_secs()).await,
+        &admin::stats(&state.node, &state.hub, &state.db).await,
     ))
 }
 
@@ -246,10 +246,7 @@ async fn close_connection(
     }
     if node != state.node.id {
         let db = state.db.conn().await?;
-        if !crate::db::nodes::is_live(&*db, node, state.cluster.timeout_secs())
-            .await
-            .map_err(Error::from)?
-        {
+        if !crate::db::nodes::is_live(&*db, node).await.map_err(Error::from)? {
             return Err(Error::not_found("node_not_found", "no such live node").into());
         }
         let event = crate::bus::Event::CloseConnection {
@@ -348,7 +345,7 @@ async fn stream(
 
 /// One snapshot of everything the console shows.
 pub async fn snapshot(state: &AppState, rooms: usize, connections: usize) -> Result<Snapshot, Error> {
-    let stats = admin::stats(&state.node, &state.hub, &state.db, state.cluster.timeout_secs()).await;
+    let stats = admin::stats(&state.node, &state.hub, &state.db).await;
     let (rooms, more_rooms) = admin::rooms(&state.hub, &state.db, RoomOrder::Busiest, rooms).await?;
     let more_rooms = more_rooms.is_some();
     let (connections, more_conns) = admin::connections(&state.node, &state.hub, 0, connections);

@@ -193,8 +193,9 @@ struct Room {
 pub(super) struct Inner {
     /// This node (`nodes.id`): what it sends on the bus, it skips when the bus brings it back.
     pub(super) node_id: Uuid,
-    /// Whether other nodes share the bus (`cluster.bus = "postgres"`): typing notices go to them.
-    shared: bool,
+    /// Where typing notices go to the other nodes, when they share the bus (`cluster.bus =
+    /// "postgres"`); a full queue drops them.
+    typing_relay: Option<mpsc::Sender<Event>>,
     pub(super) db: Db,
     pub(super) config: WsConfig,
     rooms: Mutex<HashMap<Uuid, Arc<Room>>>,
@@ -230,7 +231,7 @@ impl Hub {
         let hub = Self {
             inner: Arc::new(Inner {
                 node_id,
-                shared,
+                typing_relay: shared.then(|| crate::bus::typing_relay(db.clone())),
                 db,
                 config,
                 rooms: Mutex::default(),
@@ -536,18 +537,12 @@ impl Hub {
         };
         self.room_frame(room, None, &frame, Some(conn.user_id));
         // And to the other nodes' subscribers; a notice lost on the way is harmless.
-        if self.inner.shared {
-            let event = Event::Typing {
+        if let Some(relay) = &self.inner.typing_relay {
+            let _ = relay.try_send(Event::Typing {
                 origin: self.inner.node_id,
                 room_id: room,
                 user_id: conn.user_id,
                 username: conn.username.clone(),
-            };
-            let db = self.inner.db.clone();
-            tokio::spawn(async move {
-                if let Err(e) = crate::bus::notify_volatile(&db, &event).await {
-                    tracing::debug!("typing notice not sent to other nodes: {e}");
-                }
             });
         }
         Ok(())
@@ -676,21 +671,18 @@ impl Hub {
                 if origin == self.inner.node_id {
                     return Ok(());
                 }
-                let message = match message {
-                    Some(message) => *message,
+                match message {
+                    Some(message) => self.fan_out(&message),
+                    // Too large for the notification: each subscriber's writer reads it (and
+                    // anything before it) from the database, like any hole — never the listener,
+                    // which must not wait, and a failed read closes that socket for a resume
+                    // instead of losing the message.
                     None => {
-                        // Too large for the notification: read it, if anyone here wants it.
-                        if self.subscribers(room_id).is_empty() {
-                            return Ok(());
+                        for conn in self.subscribers(room_id) {
+                            conn.push(Out::Tail { room: room_id, seq });
                         }
-                        let conn = self.inner.db.conn().await?;
-                        let Some((record, _)) = messages::by_seq(&*conn, room_id, seq).await? else {
-                            return Ok(());
-                        };
-                        MessageView::from(record)
                     }
-                };
-                self.fan_out(&message);
+                }
             }
             Event::Typing {
                 origin,
@@ -850,17 +842,29 @@ impl Hub {
     /// After the event listener was away (events sent meanwhile are lost): every subscriber
     /// gets what it missed of its rooms, presence is re-read, and every connection and
     /// subscription is checked against the database.
-    pub async fn catch_up(&self) {
+    /// Returns whether it all succeeded (if not, call it again: it is idempotent).
+    pub async fn catch_up(&self) -> bool {
         self.inner.presence.resync(
             self.all_conns()
                 .iter()
                 .map(|c| (c.user_id, c.username.clone()))
                 .collect(),
         );
-        if let Err(e) = self.try_catch_up().await {
-            tracing::warn!("could not catch up on missed messages: {e}");
-        }
-        self.reconcile().await;
+        let caught_up = match self.try_catch_up().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!("could not catch up on missed messages yet: {e}");
+                false
+            }
+        };
+        let checked = match self.try_reconcile().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!("could not re-check live connections yet: {e}");
+                false
+            }
+        };
+        caught_up && checked
     }
 
     async fn try_catch_up(&self) -> Result<()> {

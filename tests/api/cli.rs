@@ -241,7 +241,10 @@ async fn migrate_status_lists_applied_migrations() {
     }
     let (code, stdout, _) = outcome(&run(chatd(dir.path(), Some(&app.db.url), &["migrate"])));
     assert_eq!(code, 0);
-    assert!(stdout.contains("up to date (latest migration: 0003_cluster)"), "{stdout}");
+    assert!(
+        stdout.contains("up to date (latest migration: 0003_cluster)"),
+        "{stdout}"
+    );
 
     // An edited or unknown migration: status still lists everything, then fails in one line.
     let client = app.db.client().await;

@@ -64,7 +64,10 @@ async fn messages_sent_on_one_node_reach_subscribers_on_the_other_in_order() {
     on_a.subscribe(&room, None).await;
     on_a.send(json!({"type": "typing", "room_id": room})).await;
     let t = on_b.next_of("typing").await;
-    assert_eq!((t["room_id"].as_str(), t["user"].as_str()), (Some(room.as_str()), Some("alice")));
+    assert_eq!(
+        (t["room_id"].as_str(), t["user"].as_str()),
+        (Some(room.as_str()), Some("alice"))
+    );
     for i in 1..=30 {
         on_a.send(send(&room, &format!("m{i}"), &format!("c{i}"))).await;
     }
@@ -81,10 +84,19 @@ async fn messages_sent_on_one_node_reach_subscribers_on_the_other_in_order() {
     on_b.nothing_more().await;
 
     // Moderation on one node reaches the socket on the other.
-    a.expect(204, "DELETE", &format!("/api/v1/rooms/{room}/members/bob"), Some(&alice), None)
-        .await;
+    a.expect(
+        204,
+        "DELETE",
+        &format!("/api/v1/rooms/{room}/members/bob"),
+        Some(&alice),
+        None,
+    )
+    .await;
     let u = on_b.next_of("unsubscribed").await;
-    assert_eq!((u["room_id"].as_str(), u["reason"].as_str()), (Some(room.as_str()), Some("kicked")));
+    assert_eq!(
+        (u["room_id"].as_str(), u["reason"].as_str()),
+        (Some(room.as_str()), Some("kicked"))
+    );
     // And revocation: bob's account disabled through node a closes his socket on node b.
     let admin = a.user("root").await;
     a.db.client()
@@ -126,12 +138,41 @@ async fn a_client_resumes_on_another_node_with_since_seq() {
     second.nothing_more().await;
 }
 
-/// The ids of the nodes' event listeners on this database, terminated.
+/// Terminates the nodes' event listeners on this database; returns how many there were.
 async fn kill_listeners(app: &TestApp) -> i64 {
     let db = app.db.client().await;
     db.query_one(
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
          WHERE application_name = 'chatd listener' AND datname = current_database()",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+/// The number of event listeners connected to this database.
+async fn listeners(app: &TestApp) -> i64 {
+    let db = app.db.client().await;
+    db.query_one(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'chatd listener' AND datname = current_database()",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+/// Waits until both nodes listen again; returns when the later of them started listening.
+async fn both_listening(app: &TestApp) -> time::OffsetDateTime {
+    let deadline = Instant::now() + WS_WAIT;
+    while listeners(app).await != 2 {
+        assert!(Instant::now() < deadline, "the listeners did not come back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let db = app.db.client().await;
+    db.query_one(
+        "SELECT max(backend_start) FROM pg_stat_activity WHERE application_name = 'chatd listener' AND datname = current_database()",
         &[],
     )
     .await
@@ -154,35 +195,35 @@ async fn listener_connection_killed_mid_stream_leaves_no_gap() {
         on_a.send(send(&room, &format!("m{i}"), &format!("c{i}"))).await;
     }
     on_b.messages_from(&room, 1, 20).await;
-    // Cut every listener, then send at once: node b is not listening for some of these, and
-    // nothing is sent after them to reveal the hole — only its catch-up can deliver them.
-    assert_eq!(kill_listeners(&a).await, 2, "both nodes were listening");
-    for i in 21..=60 {
-        on_a.send(send(&room, &format!("m{i}"), &format!("c{i}"))).await;
-    }
-    let got = on_b.messages_from(&room, 21, 40).await;
-    assert_eq!(got[39]["body"], "m60");
-    on_b.nothing_more().await;
-    // Both listen again.
-    let deadline = Instant::now() + WS_WAIT;
-    loop {
-        let listening: i64 = a
-            .db
-            .client()
-            .await
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'chatd listener' AND datname = current_database()",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if listening == 2 {
+    both_listening(&a).await;
+    // Cut every listener, then send at once: nothing is sent after these to reveal a hole. A
+    // round proves the catch-up when every message was committed before node b listened
+    // again (then no notification of them reached it); rounds are repeated until one does.
+    let db = a.db.client().await;
+    let mut next = 21;
+    let mut proven = 0;
+    for _ in 0..5 {
+        assert_eq!(kill_listeners(&a).await, 2, "both nodes were listening");
+        for i in next..next + 20 {
+            on_a.send(send(&room, &format!("m{i}"), &format!("c{i}"))).await;
+        }
+        for _ in 0..20 {
+            on_a.next_of("ack").await;
+        }
+        let committed: time::OffsetDateTime = db.query_one("SELECT clock_timestamp()", &[]).await.unwrap().get(0);
+        let got = on_b.messages_from(&room, next, 20).await;
+        assert_eq!(got[19]["body"], format!("m{}", next + 19));
+        on_b.nothing_more().await;
+        next += 20;
+        if both_listening(&a).await > committed {
+            proven += 1;
             break;
         }
-        assert!(Instant::now() < deadline, "the listeners did not come back");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert_eq!(
+        proven, 1,
+        "no round had all its messages committed while node b was not listening"
+    );
 }
 
 /// Waits for `user`'s presence to become `status` among the frames `ws` receives (a
@@ -211,10 +252,25 @@ async fn presence_is_shared_across_nodes() {
     let mut alice_on_a = a.ws(&alice).await;
     presence_of(&mut alice_on_a, "bob", "online").await;
     presence_of(&mut bob_on_b, "alice", "online").await;
-    // A second connection on the other node, then the first one closes: still online.
+    // A second connection on the other node; then the first one closes: she is still online,
+    // and nobody is told otherwise, not even for a moment.
     let mut alice_on_b = b.ws(&alice).await;
+    presence_rows(&a, "alice", 2).await;
     alice_on_a.stream.close(None).await.unwrap();
     drop(alice_on_a);
+    presence_rows(&a, "alice", 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    bob_on_b.send(json!({"type": "ping", "id": "barrier"})).await;
+    loop {
+        let f = bob_on_b.next().await;
+        assert!(
+            !(f["type"] == "presence" && f["user"] == "alice"),
+            "told while still online: {f}"
+        );
+        if f["type"] == "pong" {
+            break;
+        }
+    }
     // The last one closes: offline, on the node that never held it too.
     alice_on_b.stream.close(None).await.unwrap();
     drop(alice_on_b);
@@ -224,7 +280,7 @@ async fn presence_is_shared_across_nodes() {
             break f;
         }
     };
-    assert_eq!(f["status"], "offline", "never offline while a connection remained: {f}");
+    assert_eq!(f["status"], "offline", "{f}");
 
     // Every node in the admin API of either; a connection of one closed through the other.
     let admin = make_admin(&a, "root").await;
@@ -254,7 +310,84 @@ async fn presence_is_shared_across_nodes() {
     assert_eq!((status, crate::helpers::code(&body)), (404, "node_not_found"));
     let (status, _) = close(on_b.to_owned()).await;
     assert_eq!(status, 202);
-    assert_eq!(bob_on_b.closed().await, (4010, "closed_by_admin: maintenance".to_owned()));
+    assert_eq!(
+        bob_on_b.closed().await,
+        (4010, "closed_by_admin: maintenance".to_owned())
+    );
+}
+
+/// Waits until `user` has `count` rows in `node_presence` (is connected to that many nodes).
+async fn presence_rows(app: &TestApp, user: &str, count: i64) {
+    let db = app.db.client().await;
+    let deadline = Instant::now() + WS_WAIT;
+    loop {
+        let n: i64 = db
+            .query_one(
+                "SELECT count(*) FROM node_presence p JOIN users u ON u.id = p.user_id WHERE u.username = $1",
+                &[&user],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if n == count {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{user} has {n} presence rows, not {count}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_stopping_node_announces_its_users_offline_at_once() {
+    let (a, mut b) = two_nodes().await;
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+    let room = a.room(&alice, "pair", "public").await;
+    b.expect(200, "POST", &format!("/api/v1/rooms/{room}/join"), Some(&bob), None)
+        .await;
+    let mut alice_on_a = a.ws(&alice).await;
+    let mut bob_on_b = b.ws(&bob).await;
+    presence_of(&mut alice_on_a, "bob", "online").await;
+    // SIGTERM's path: sockets closed with "going away", the node leaves the registry and says
+    // so — long before the 20 s after which it would be taken for dead.
+    let started = Instant::now();
+    b.stop();
+    assert_eq!(bob_on_b.closed().await.0, 1001);
+    presence_of(&mut alice_on_a, "bob", "offline").await;
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    let admin = make_admin(&a, "root").await;
+    let stats: Value = a.expect(200, "GET", "/api/v1/admin/stats", Some(&admin), None).await;
+    assert_eq!(stats["totals"]["nodes"], 1, "{stats}");
+}
+
+#[tokio::test]
+async fn a_node_taken_for_dead_registers_again_with_its_users() {
+    let fast = |c: &mut chatd::config::Config| {
+        c.cluster.bus = BusKind::Postgres;
+        c.cluster.heartbeat_secs = 1;
+        c.cluster.node_timeout_secs = 3;
+    };
+    let a = TestApp::spawn_with(fast).await;
+    let b = a.spawn_node(fast).await;
+    let bob = b.user("bob").await;
+    let _bob_on_b = b.ws(&bob).await;
+    presence_rows(&a, "bob", 1).await;
+    // As if another node had found these nodes silent for too long (a stalled database
+    // connection): their rows and their users' presence are gone.
+    let db = a.db.client().await;
+    db.execute("DELETE FROM nodes", &[]).await.unwrap();
+    presence_rows(&a, "bob", 0).await;
+    // Each finds its row gone at its next heartbeat, registers again and rewrites its users.
+    presence_rows(&a, "bob", 1).await;
+    let deadline = Instant::now() + WS_WAIT;
+    loop {
+        let n: i64 = db.query_one("SELECT count(*) FROM nodes", &[]).await.unwrap().get(0);
+        if n == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{n} nodes registered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn make_admin(app: &TestApp, name: &str) -> String {
@@ -311,7 +444,9 @@ async fn a_node_killed_with_sigkill_leaves_the_others_serving_and_loses_nothing(
     // Alice sends a stream; Bob reads the first half on the child node, which then dies.
     let mut acked: HashMap<i64, String> = HashMap::new();
     for i in 1..=20 {
-        let ack = alice_on_a.request(send(&room, &format!("m{i}"), &format!("c{i}")), &format!("s{i}")).await;
+        let ack = alice_on_a
+            .request(send(&room, &format!("m{i}"), &format!("c{i}")), &format!("s{i}"))
+            .await;
         assert_eq!(ack["type"], "ack", "{ack}");
         acked.insert(ack["message"]["seq"].as_i64().unwrap(), format!("m{i}"));
     }
@@ -319,7 +454,9 @@ async fn a_node_killed_with_sigkill_leaves_the_others_serving_and_loses_nothing(
     child.kill().unwrap();
     child.wait().unwrap();
     for i in 21..=30 {
-        let ack = alice_on_a.request(send(&room, &format!("m{i}"), &format!("c{i}")), &format!("s{i}")).await;
+        let ack = alice_on_a
+            .request(send(&room, &format!("m{i}"), &format!("c{i}")), &format!("s{i}"))
+            .await;
         assert_eq!(ack["type"], "ack", "the surviving node keeps serving: {ack}");
         acked.insert(ack["message"]["seq"].as_i64().unwrap(), format!("m{i}"));
     }
@@ -553,14 +690,13 @@ async fn three_nodes_one_killed_mid_flood_every_acked_message_reaches_every_read
         }
     }
     assert_eq!(acked.len(), 3 * EACH);
-    let last: i64 = a
-        .db
-        .client()
-        .await
-        .query_one("SELECT last_seq FROM rooms WHERE id = $1::text::uuid", &[&room])
-        .await
-        .unwrap()
-        .get(0);
+    let last: i64 =
+        a.db.client()
+            .await
+            .query_one("SELECT last_seq FROM rooms WHERE id = $1::text::uuid", &[&room])
+            .await
+            .unwrap()
+            .get(0);
     assert_eq!(last, (3 * EACH) as i64, "nothing stored twice or lost");
     target_tx.send(Some(last)).unwrap();
     for r in readers {
