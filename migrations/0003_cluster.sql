@@ -10,6 +10,8 @@ CREATE UNLOGGED TABLE nodes (
     id            uuid PRIMARY KEY,
     hostname      text NOT NULL,
     address       text NOT NULL,
+    -- Where the other nodes reach its API (`cluster.advertise_url`).
+    url           text NOT NULL,
     version       text NOT NULL,
     started_at    timestamptz NOT NULL,
     heartbeat_at  timestamptz NOT NULL DEFAULT now(),

@@ -36,6 +36,8 @@ pub struct AppState {
     pub node: Arc<Node>,
     /// This node among the others sharing the database.
     pub cluster: Cluster,
+    /// For asking the other nodes (the admin API's cluster-wide listings).
+    pub peers: reqwest::Client,
 }
 
 impl AppState {
@@ -48,7 +50,11 @@ impl AppState {
     pub fn bound(config: Arc<Config>, db: Db, addr: SocketAddr) -> anyhow::Result<Self> {
         let tokens = TokenKeys::from_config(&config)?;
         let accounts = Accounts::new(db.clone(), &config, tokens);
-        let node = Arc::new(Node::new(addr, Arc::new(Metrics::new())));
+        let node = Arc::new(Node::new(
+            addr,
+            config.cluster.advertise_url.as_deref(),
+            Arc::new(Metrics::new()),
+        ));
         let shared = config.cluster.bus == BusKind::Postgres;
         let hub = Hub::new(db.clone(), config.ws.clone(), node.metrics.clone(), node.id, shared);
         let bus = match config.cluster.bus {
@@ -64,6 +70,7 @@ impl AppState {
             config,
             node,
             cluster,
+            peers: reqwest::Client::builder().no_proxy().build()?,
         })
     }
 }

@@ -53,6 +53,7 @@ impl Cluster {
             id: self.node.id,
             hostname: &self.node.hostname,
             address: &self.node.address,
+            url: &self.node.url,
             version,
             started_at: self.node.started_at,
             // Validated to at most 3600.

@@ -19,7 +19,7 @@ pub const DEFAULT_CONFIG_FILE: &str = "config.toml";
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 /// Keys whose environment variables are used exactly as written, never parsed as numbers or
 /// booleans.
-const TEXT_KEYS: [&str; 8] = [
+const TEXT_KEYS: [&str; 9] = [
     "server.data_dir",
     "database.url",
     "database.pg_bin_dir",
@@ -28,6 +28,7 @@ const TEXT_KEYS: [&str; 8] = [
     "auth.jwt_secret_file",
     "auth.issuer",
     "log.level",
+    "cluster.advertise_url",
 ];
 
 /// `auth__jwt_secret` → `auth.jwt_secret`.
@@ -149,6 +150,10 @@ pub struct ClusterConfig {
     pub heartbeat_secs: u64,
     /// A node silent this long is dead: its users' presence is expired by the others.
     pub node_timeout_secs: u64,
+    /// Where the other nodes reach this node's API (the admin API gathers every node's
+    /// connections through it). Unset: `http://` + `server.bind`, with the hostname in place of
+    /// an unspecified address (`0.0.0.0`, `::`).
+    pub advertise_url: Option<String>,
 }
 
 impl Default for ClusterConfig {
@@ -157,6 +162,7 @@ impl Default for ClusterConfig {
             bus: BusKind::Local,
             heartbeat_secs: 5,
             node_timeout_secs: 20,
+            advertise_url: None,
         }
     }
 }
@@ -438,6 +444,16 @@ impl Config {
                 "cluster.node_timeout_secs",
                 "must be at least twice cluster.heartbeat_secs and at most 3600",
             ));
+        }
+        if let Some(advertised) = &self.cluster.advertise_url {
+            let ok =
+                url::Url::parse(advertised).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            if !ok {
+                return Err(ConfigError::key(
+                    "cluster.advertise_url",
+                    "must be an http:// or https:// URL with a host",
+                ));
+            }
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| ConfigError::key("log.level", format!("not a valid filter ({e})")))?;

@@ -33,6 +33,8 @@ pub struct Node {
     pub id: Uuid,
     pub hostname: String,
     pub address: String,
+    /// Where the other nodes reach its API.
+    pub url: String,
     pub started_at: OffsetDateTime,
     started: Instant,
     pub metrics: Arc<Metrics>,
@@ -49,14 +51,24 @@ struct Rates {
 }
 
 impl Node {
-    pub fn new(address: SocketAddr, metrics: Arc<Metrics>) -> Self {
+    /// A node listening on `address`, reached by the others at `advertised` (default: an
+    /// `http://` URL of `address`, with the hostname for an unspecified address).
+    pub fn new(address: SocketAddr, advertised: Option<&str>, metrics: Arc<Metrics>) -> Self {
         let hostname = nix::unistd::gethostname()
             .ok()
             .and_then(|h| h.into_string().ok())
             .unwrap_or_default();
+        let url = match advertised {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None if address.ip().is_unspecified() && !hostname.is_empty() => {
+                format!("http://{hostname}:{}", address.port())
+            }
+            None => format!("http://{address}"),
+        };
         Self {
             id: Uuid::new_v4(),
             hostname,
+            url,
             address: address.to_string(),
             started_at: OffsetDateTime::now_utc(),
             started: Instant::now(),
@@ -98,6 +110,7 @@ impl Node {
             node_id: self.id,
             hostname: self.hostname.clone(),
             address: self.address.clone(),
+            url: self.url.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
             started_at: self.started_at,
             uptime_secs: self.uptime().as_secs(),
@@ -178,11 +191,11 @@ pub async fn stats(node: &Node, hub: &Hub, db: &Db) -> Stats {
     };
     let mut nodes = Vec::with_capacity(live.len().max(1));
     let mut mine = Some(mine);
-    for (id, figures) in live {
-        if id == node.id {
+    for other in live {
+        if other.id == node.id {
             nodes.extend(mine.take());
-        } else if let Some(other) = figures.and_then(|f| serde_json::from_value::<NodeStats>(f).ok()) {
-            nodes.push(other);
+        } else if let Some(figures) = other.stats.and_then(|f| serde_json::from_value::<NodeStats>(f).ok()) {
+            nodes.push(figures);
         }
     }
     // Not registered (yet, or the database is away): still itself.

@@ -20,6 +20,9 @@ pub struct NodeStats {
     pub hostname: String,
     /// The address the node listens on.
     pub address: String,
+    /// Where the other nodes reach its API (`cluster.advertise_url`).
+    #[serde(default)]
+    pub url: String,
     pub version: String,
     #[serde(with = "time::serde::rfc3339")]
     pub started_at: OffsetDateTime,

@@ -223,6 +223,11 @@ impl Accounts {
         Ok((User::from(&record), self.pair(record.id, state.session_id, new_token)?))
     }
 
+    /// An operator token for the admin API of any node sharing the signing secret.
+    pub fn issue_operator(&self, ttl_secs: u64) -> Result<String> {
+        self.tokens.issue_operator(ttl_secs)
+    }
+
     /// Accepts an operator token (minted from the signing secret) for the admin API.
     pub fn verify_operator(&self, token: &str) -> Result<()> {
         self.tokens.verify_operator(token)

@@ -11,6 +11,7 @@ pub struct NodeRecord<'a> {
     pub id: Uuid,
     pub hostname: &'a str,
     pub address: &'a str,
+    pub url: &'a str,
     pub version: &'a str,
     pub started_at: OffsetDateTime,
     /// How long it may stay silent before the others take it for dead.
@@ -24,13 +25,14 @@ pub async fn register(
     stats: &Value,
 ) -> Result<(), tokio_postgres::Error> {
     c.execute(
-        "INSERT INTO nodes (id, hostname, address, version, started_at, timeout_secs, stats) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+        "INSERT INTO nodes (id, hostname, address, url, version, started_at, timeout_secs, stats) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
          ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), stats = EXCLUDED.stats",
         &[
             &node.id,
             &node.hostname,
             &node.address,
+            &node.url,
             &node.version,
             &node.started_at,
             &node.timeout_secs,
@@ -82,11 +84,28 @@ async fn remove_where(
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-/// The figures of every live node (heard from within its timeout), oldest first: (id, stats).
-pub async fn live(c: &impl GenericClient) -> Result<Vec<(Uuid, Option<Value>)>, tokio_postgres::Error> {
-    let sql = format!("SELECT id, stats FROM nodes WHERE NOT ({DEAD}) ORDER BY started_at, id");
+/// A live node as the others see it.
+pub struct LiveNode {
+    pub id: Uuid,
+    pub url: String,
+    pub started_at: OffsetDateTime,
+    /// Its admin figures at its last heartbeat.
+    pub stats: Option<Value>,
+}
+
+/// Every live node (heard from within its timeout), oldest first (then by id).
+pub async fn live(c: &impl GenericClient) -> Result<Vec<LiveNode>, tokio_postgres::Error> {
+    let sql = format!("SELECT id, url, started_at, stats FROM nodes WHERE NOT ({DEAD}) ORDER BY started_at, id");
     let rows = c.query(&sql, &[]).await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    Ok(rows
+        .iter()
+        .map(|r| LiveNode {
+            id: r.get(0),
+            url: r.get(1),
+            started_at: r.get(2),
+            stats: r.get(3),
+        })
+        .collect())
 }
 
 /// Whether node `id` is alive.

@@ -20,7 +20,7 @@ use super::{
     bearer, body, json, no_content, only_params, param_limit, parse_json, path_param, query, room_id, with_state,
     ApiError, Body, Query,
 };
-use crate::admin::types::{CloseRequest, ConnectionPage, RoomPage, Snapshot, StreamFrame};
+use crate::admin::types::{CloseRequest, ConnectionInfo, ConnectionPage, RoomPage, Snapshot, StreamFrame};
 use crate::admin::{self, RoomOrder};
 use crate::app::AppState;
 use crate::auth::AuthUser;
@@ -187,17 +187,159 @@ fn cursor<T: std::str::FromStr>(q: &std::collections::HashMap<String, String>) -
         .map_err(ApiError::from)
 }
 
+/// Every live node's connections (`scope=cluster`, the default), or this node's (`scope=node`,
+/// what nodes ask each other).
 async fn connections(auth: Option<String>, q: Query, state: AppState) -> Result<Response, ApiError> {
     admin(&state, auth).await?;
     let q = q?;
-    only_params(&q, &["cursor", "limit"])?;
+    only_params(&q, &["cursor", "limit", "scope"])?;
     let limit = CONNECTIONS_LIMIT.apply(param_limit(&q, CONNECTIONS_LIMIT)?)? as usize;
-    let after: u64 = cursor(&q)?.unwrap_or(0);
-    let (items, more) = admin::connections(&state.node, &state.hub, after, limit);
-    let next_cursor = more
-        .then(|| items.last().map(|c| crate::page::encode(&c.id.to_string())))
-        .flatten();
-    Ok(json(StatusCode::OK, &ConnectionPage { items, next_cursor }))
+    let page = match q.get("scope").map(String::as_str) {
+        None | Some("cluster") => {
+            let after = q.get("cursor").map(|c| ClusterCursor::parse(c)).transpose()?;
+            cluster_connections(&state, after, limit).await
+        }
+        Some("node") => {
+            let after: u64 = cursor(&q)?.unwrap_or(0);
+            let (items, more) = admin::connections(&state.node, &state.hub, after, limit);
+            let next_cursor = more
+                .then(|| items.last().map(|c| crate::page::encode(&c.id.to_string())))
+                .flatten();
+            ConnectionPage { items, next_cursor }
+        }
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "scope must be cluster (every node, the default) or node (this one)",
+            ))
+        }
+    };
+    Ok(json(StatusCode::OK, &page))
+}
+
+/// Where a cluster-wide listing of connections goes on: after connection `conn` of node `node`,
+/// which started at `started` (Unix nanoseconds; nodes are listed oldest first).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct ClusterCursor {
+    started: i128,
+    node: Uuid,
+    conn: u64,
+}
+
+impl ClusterCursor {
+    fn encode(&self) -> String {
+        crate::page::encode(&format!("{}:{}:{}", self.started, self.node, self.conn))
+    }
+
+    fn parse(cursor: &str) -> Result<Self, ApiError> {
+        let text = crate::page::decode(cursor)?;
+        let mut parts = text.splitn(3, ':');
+        let parsed = (|| {
+            Some(Self {
+                started: parts.next()?.parse().ok()?,
+                node: parts.next()?.parse().ok()?,
+                conn: parts.next()?.parse().ok()?,
+            })
+        })();
+        parsed.ok_or_else(|| crate::page::invalid_cursor().into())
+    }
+}
+
+/// How long another node may take to list its connections; one that does not answer in time is
+/// left out of the listing (and logged).
+const PEER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Every live node's connections after `after`, node by node (oldest node first, each node's
+/// oldest connection first): this node's from the hub, the others' from their own admin API
+/// (`scope=node`, with an operator token of the shared signing secret).
+async fn cluster_connections(state: &AppState, after: Option<ClusterCursor>, limit: usize) -> ConnectionPage {
+    let own = state.node.id;
+    let nanos = |t: time::OffsetDateTime| t.unix_timestamp_nanos();
+    let live = async {
+        let conn = state.db.conn().await?;
+        Ok::<_, Error>(crate::db::nodes::live(&*conn).await?)
+    };
+    let mut nodes: Vec<(i128, Uuid, Option<String>)> = match live.await {
+        Ok(live) => live
+            .into_iter()
+            .map(|n| (nanos(n.started_at), n.id, (n.id != own).then_some(n.url)))
+            .collect(),
+        Err(e) => {
+            tracing::debug!("other nodes unknown, listing this node's connections only: {e}");
+            Vec::new()
+        }
+    };
+    // This node, registered or not (yet).
+    if !nodes.iter().any(|n| n.1 == own) {
+        nodes.push((nanos(state.node.started_at), own, None));
+        nodes.sort_unstable_by_key(|n| (n.0, n.1));
+    }
+    let mut items: Vec<ConnectionInfo> = Vec::new();
+    let mut last: Option<ClusterCursor> = None;
+    let mut more = false;
+    for (started, node, url) in nodes {
+        let from = match after {
+            Some(c) if (started, node) < (c.started, c.node) => continue,
+            Some(c) if (started, node) == (c.started, c.node) => c.conn,
+            _ => 0,
+        };
+        let need = limit - items.len();
+        if need == 0 {
+            more = true;
+            break;
+        }
+        let (page, node_has_more) = match url {
+            None => admin::connections(&state.node, &state.hub, from, need),
+            Some(url) => match peer_connections(state, &url, from, need).await {
+                // Only what that node says is its own: a URL shared by mistake must not list
+                // another node's connections twice.
+                Ok((page, more)) => (page.into_iter().filter(|c| c.node_id == node).collect(), more),
+                Err(e) => {
+                    tracing::warn!(%node, %url, "node left out of the connection listing: {e}");
+                    continue;
+                }
+            },
+        };
+        if let Some(c) = page.last() {
+            last = Some(ClusterCursor {
+                started,
+                node,
+                conn: c.id,
+            });
+        }
+        items.extend(page);
+        if node_has_more {
+            more = true;
+            break;
+        }
+    }
+    let next_cursor = if more { last.map(|c| c.encode()) } else { None };
+    ConnectionPage { items, next_cursor }
+}
+
+/// One page of another node's own connections.
+async fn peer_connections(
+    state: &AppState,
+    url: &str,
+    after: u64,
+    limit: usize,
+) -> anyhow::Result<(Vec<ConnectionInfo>, bool)> {
+    let token = state.accounts.issue_operator(60)?;
+    let mut query = vec![("scope", "node".to_owned()), ("limit", limit.to_string())];
+    if after > 0 {
+        query.push(("cursor", crate::page::encode(&after.to_string())));
+    }
+    let response = state
+        .peers
+        .get(format!("{url}/api/v1/admin/connections"))
+        .query(&query)
+        .bearer_auth(token)
+        .timeout(PEER_TIMEOUT)
+        .send()
+        .await?;
+    anyhow::ensure!(response.status().is_success(), "answered {}", response.status());
+    let page: ConnectionPage = response.json().await?;
+    Ok((page.items, page.next_cursor.is_some()))
 }
 
 async fn rooms(auth: Option<String>, q: Query, state: AppState) -> Result<Response, ApiError> {
@@ -348,13 +490,13 @@ pub async fn snapshot(state: &AppState, rooms: usize, connections: usize) -> Res
     let stats = admin::stats(&state.node, &state.hub, &state.db).await;
     let (rooms, more_rooms) = admin::rooms(&state.hub, &state.db, RoomOrder::Busiest, rooms).await?;
     let more_rooms = more_rooms.is_some();
-    let (connections, more_conns) = admin::connections(&state.node, &state.hub, 0, connections);
+    let page = cluster_connections(state, None, connections).await;
     Ok(Snapshot {
         at: time::OffsetDateTime::now_utc(),
         stats,
         rooms,
-        connections,
-        truncated: more_rooms || more_conns,
+        truncated: more_rooms || page.next_cursor.is_some(),
+        connections: page.items,
     })
 }
 

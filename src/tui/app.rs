@@ -98,16 +98,26 @@ pub enum Link {
 /// Something the operator confirmed, for the client to carry out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    CloseConnection { id: u64, username: String },
-    DisableUser { username: String },
-    ArchiveRoom { id: Uuid, name: String },
+    /// Connection `id` of node `node`.
+    CloseConnection {
+        id: u64,
+        node: Uuid,
+        username: String,
+    },
+    DisableUser {
+        username: String,
+    },
+    ArchiveRoom {
+        id: Uuid,
+        name: String,
+    },
 }
 
 impl Action {
     /// The confirmation question.
     pub fn question(&self) -> String {
         match self {
-            Action::CloseConnection { id, username } => format!("Close connection {id} ({username})?"),
+            Action::CloseConnection { id, username, .. } => format!("Close connection {id} ({username})?"),
             Action::DisableUser { username } => {
                 format!("Disable user {username}? They are signed out everywhere and cannot log in.")
             }
@@ -127,7 +137,7 @@ impl Action {
     /// The status line once it is done.
     pub fn done(&self) -> String {
         match self {
-            Action::CloseConnection { id, username } => format!("closed connection {id} ({username})"),
+            Action::CloseConnection { id, username, .. } => format!("closed connection {id} ({username})"),
             Action::DisableUser { username } => format!("disabled user {username}"),
             Action::ArchiveRoom { name, .. } => format!("archived room {name}"),
         }
@@ -631,6 +641,7 @@ impl App {
             KeyCode::Char('c') if self.tab == Tab::Connections => {
                 self.dialog = self.selected_connection().map(|c| Action::CloseConnection {
                     id: c.id,
+                    node: c.node_id,
                     username: c.username.clone(),
                 });
             }
@@ -748,6 +759,7 @@ pub(crate) mod tests {
             node_id: Uuid::nil(),
             hostname: "alpha".into(),
             address: "127.0.0.1:8080".into(),
+            url: "http://127.0.0.1:8080".into(),
             version: "0.1.0".into(),
             started_at: OffsetDateTime::UNIX_EPOCH,
             uptime_secs: 3725,
@@ -935,6 +947,7 @@ pub(crate) mod tests {
             app.on_key(key(KeyCode::Char('y'))),
             Some(Action::CloseConnection {
                 id: 7,
+                node: node().node_id,
                 username: "mallory".into()
             })
         );
@@ -1062,6 +1075,7 @@ pub(crate) mod tests {
         let mut app = App::new("http://test", start);
         let action = Action::CloseConnection {
             id: 4,
+            node: Uuid::nil(),
             username: "bob".into(),
         };
         app.on_action_started(&action);

@@ -264,14 +264,15 @@ impl AdminClient {
         self.stats().await.map(drop)
     }
 
-    pub async fn close_connection(&self, id: u64, reason: &str) -> Result<(), ClientError> {
+    /// Closes connection `id` of node `node` (whichever node this console talks to).
+    pub async fn close_connection(&self, id: u64, node: Uuid, reason: &str) -> Result<(), ClientError> {
         let body = serde_json::to_value(CloseRequest {
             reason: Some(reason.to_string()),
         })
         .map_err(|e| ClientError::Transport(e.to_string()))?;
         self.send(
             reqwest::Method::DELETE,
-            &format!("/api/v1/admin/connections/{id}"),
+            &format!("/api/v1/admin/connections/{id}?node={node}"),
             Some(&body),
         )
         .await
@@ -296,7 +297,7 @@ impl AdminClient {
     /// Carries out what the operator confirmed in the console.
     pub async fn perform(&self, action: &Action) -> Result<(), ClientError> {
         match action {
-            Action::CloseConnection { id, .. } => self.close_connection(*id, CLOSE_REASON).await,
+            Action::CloseConnection { id, node, .. } => self.close_connection(*id, *node, CLOSE_REASON).await,
             Action::DisableUser { username } => self.disable_user(username).await,
             Action::ArchiveRoom { id, .. } => self.archive_room(*id).await,
         }

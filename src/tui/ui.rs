@@ -877,6 +877,7 @@ mod tests {
         app.tab = Tab::Connections;
         app.dialog = Some(Action::CloseConnection {
             id: 7,
+            node: uuid::Uuid::nil(),
             username: "alice".into(),
         });
         let screen = draw(&app, 100, 30);

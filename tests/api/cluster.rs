@@ -708,3 +708,72 @@ async fn three_nodes_one_killed_mid_flood_every_acked_message_reaches_every_read
         }
     }
 }
+
+#[tokio::test]
+async fn the_admin_api_of_any_node_lists_every_nodes_connections() {
+    let (a, b) = two_nodes().await;
+    let admin = make_admin(&a, "root").await;
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+    let carol = b.user("carol").await;
+    let _alice_on_a = a.ws(&alice).await;
+    let _bob_on_b = b.ws(&bob).await;
+    let _carol_on_b = b.ws(&carol).await;
+    let names = |page: &Value| -> Vec<(String, String)> {
+        let mut names: Vec<(String, String)> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["username"].as_str().unwrap().to_owned(),
+                    c["node_id"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    for app in [&a, &b] {
+        let page = app
+            .expect(200, "GET", "/api/v1/admin/connections", Some(&admin), None)
+            .await;
+        let listed = names(&page);
+        let users: Vec<&str> = listed.iter().map(|(u, _)| u.as_str()).collect();
+        assert_eq!(users, ["alice", "bob", "carol"], "{page}");
+        assert_ne!(listed[0].1, listed[1].1, "alice and bob are on different nodes");
+        assert_eq!(listed[1].1, listed[2].1, "bob and carol on the same one");
+        assert!(page["next_cursor"].is_null(), "{page}");
+    }
+    // Page by page, one at a time, across the nodes: each connection once.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/admin/connections?limit=1&cursor={c}"),
+            None => "/api/v1/admin/connections?limit=1".to_owned(),
+        };
+        let page = b.expect(200, "GET", &path, Some(&admin), None).await;
+        seen.extend(names(&page));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    seen.sort();
+    let users: Vec<&str> = seen.iter().map(|(u, _)| u.as_str()).collect();
+    assert_eq!(users, ["alice", "bob", "carol"]);
+    // One node's own, as nodes ask each other; bad input is refused.
+    let page = a
+        .expect(200, "GET", "/api/v1/admin/connections?scope=node", Some(&admin), None)
+        .await;
+    assert_eq!(names(&page).len(), 1, "{page}");
+    let (status, body) = a
+        .call("GET", "/api/v1/admin/connections?scope=everything", Some(&admin), None)
+        .await;
+    assert_eq!((status, crate::helpers::code(&body)), (400, "invalid_query"));
+    let (status, body) = a
+        .call("GET", "/api/v1/admin/connections?cursor=bm9wZQ", Some(&admin), None)
+        .await;
+    assert_eq!((status, crate::helpers::code(&body)), (422, "invalid_cursor"), "{body}");
+}
