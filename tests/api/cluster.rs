@@ -18,6 +18,24 @@ async fn two_nodes() -> (TestApp, TestApp) {
     (a, b)
 }
 
+/// A node of a cluster that notices a dead node within seconds (timeout 3 s, heartbeat 1 s).
+fn fast(c: &mut chatd::config::Config) {
+    c.cluster.bus = BusKind::Postgres;
+    c.cluster.heartbeat_secs = 1;
+    c.cluster.node_timeout_secs = 3;
+}
+
+/// Alice (registered through `a`) owns the public room `name`; Bob (registered through `b`,
+/// which may be `a`) has joined it. Their tokens and the room's id.
+async fn alice_and_bob(a: &TestApp, b: &TestApp, name: &str) -> (String, String, String) {
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+    let room = a.room(&alice, name, "public").await;
+    b.expect(200, "POST", &format!("/api/v1/rooms/{room}/join"), Some(&bob), None)
+        .await;
+    (alice, bob, room)
+}
+
 fn send(room: &str, body: &str, cmid: &str) -> Value {
     json!({"type": "send", "room_id": room, "body": body, "client_msg_id": cmid})
 }
@@ -52,11 +70,7 @@ impl WsClient {
 #[tokio::test]
 async fn messages_sent_on_one_node_reach_subscribers_on_the_other_in_order() {
     let (a, b) = two_nodes().await;
-    let alice = a.user("alice").await;
-    let bob = b.user("bob").await;
-    let room = a.room(&alice, "lobby", "public").await;
-    b.expect(200, "POST", &format!("/api/v1/rooms/{room}/join"), Some(&bob), None)
-        .await;
+    let (alice, bob, room) = alice_and_bob(&a, &b, "lobby").await;
     let mut on_b = b.ws(&bob).await;
     on_b.subscribe(&room, None).await;
     let mut on_a = a.ws(&alice).await;
@@ -98,12 +112,7 @@ async fn messages_sent_on_one_node_reach_subscribers_on_the_other_in_order() {
         (Some(room.as_str()), Some("kicked"))
     );
     // And revocation: bob's account disabled through node a closes his socket on node b.
-    let admin = a.user("root").await;
-    a.db.client()
-        .await
-        .execute("UPDATE users SET is_admin = true WHERE username = 'root'", &[])
-        .await
-        .unwrap();
+    let admin = a.admin("root").await;
     a.expect(200, "POST", "/api/v1/admin/users/bob/disable", Some(&admin), None)
         .await;
     assert_eq!(on_b.closed().await.0, 4003);
@@ -112,11 +121,7 @@ async fn messages_sent_on_one_node_reach_subscribers_on_the_other_in_order() {
 #[tokio::test]
 async fn a_client_resumes_on_another_node_with_since_seq() {
     let (a, b) = two_nodes().await;
-    let alice = a.user("alice").await;
-    let bob = a.user("bob").await;
-    let room = a.room(&alice, "lobby", "public").await;
-    a.expect(200, "POST", &format!("/api/v1/rooms/{room}/join"), Some(&bob), None)
-        .await;
+    let (alice, bob, room) = alice_and_bob(&a, &a, "lobby").await;
     let mut first = a.ws(&bob).await;
     first.subscribe(&room, None).await;
     for i in 1..=5 {
@@ -183,11 +188,7 @@ async fn both_listening(app: &TestApp) -> time::OffsetDateTime {
 #[tokio::test]
 async fn listener_connection_killed_mid_stream_leaves_no_gap() {
     let (a, b) = two_nodes().await;
-    let alice = a.user("alice").await;
-    let bob = b.user("bob").await;
-    let room = a.room(&alice, "lobby", "public").await;
-    b.expect(200, "POST", &format!("/api/v1/rooms/{room}/join"), Some(&bob), None)
-        .await;
+    let (alice, bob, room) = alice_and_bob(&a, &b, "lobby").await;
     let mut on_b = b.ws(&bob).await;
     on_b.subscribe(&room, None).await;
     let mut on_a = a.ws(&alice).await;
@@ -243,11 +244,7 @@ async fn presence_of(ws: &mut WsClient, user: &str, status: &str) {
 #[tokio::test]
 async fn presence_is_shared_across_nodes() {
     let (a, b) = two_nodes().await;
-    let alice = a.user("alice").await;
-    let bob = b.user("bob").await;
-    let room = a.room(&alice, "pair", "public").await;
-    b.expect(200, "POST", &format!("/api/v1/rooms/{room}/join"), Some(&bob), None)
-        .await;
+    let (alice, bob, _room) = alice_and_bob(&a, &b, "pair").await;
     let mut bob_on_b = b.ws(&bob).await;
     let mut alice_on_a = a.ws(&alice).await;
     presence_of(&mut alice_on_a, "bob", "online").await;
@@ -283,7 +280,7 @@ async fn presence_is_shared_across_nodes() {
     assert_eq!(f["status"], "offline", "{f}");
 
     // Every node in the admin API of either; a connection of one closed through the other.
-    let admin = make_admin(&a, "root").await;
+    let admin = a.admin("root").await;
     let stats: Value = a.expect(200, "GET", "/api/v1/admin/stats", Some(&admin), None).await;
     assert_eq!(stats["totals"]["nodes"], 2, "{stats}");
     let node_b = stats["nodes"]
@@ -340,11 +337,7 @@ async fn presence_rows(app: &TestApp, user: &str, count: i64) {
 #[tokio::test]
 async fn a_stopping_node_announces_its_users_offline_at_once() {
     let (a, mut b) = two_nodes().await;
-    let alice = a.user("alice").await;
-    let bob = b.user("bob").await;
-    let room = a.room(&alice, "pair", "public").await;
-    b.expect(200, "POST", &format!("/api/v1/rooms/{room}/join"), Some(&bob), None)
-        .await;
+    let (alice, bob, _room) = alice_and_bob(&a, &b, "pair").await;
     let mut alice_on_a = a.ws(&alice).await;
     let mut bob_on_b = b.ws(&bob).await;
     presence_of(&mut alice_on_a, "bob", "online").await;
@@ -355,18 +348,13 @@ async fn a_stopping_node_announces_its_users_offline_at_once() {
     assert_eq!(bob_on_b.closed().await.0, 1001);
     presence_of(&mut alice_on_a, "bob", "offline").await;
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
-    let admin = make_admin(&a, "root").await;
+    let admin = a.admin("root").await;
     let stats: Value = a.expect(200, "GET", "/api/v1/admin/stats", Some(&admin), None).await;
     assert_eq!(stats["totals"]["nodes"], 1, "{stats}");
 }
 
 #[tokio::test]
 async fn a_node_taken_for_dead_registers_again_with_its_users() {
-    let fast = |c: &mut chatd::config::Config| {
-        c.cluster.bus = BusKind::Postgres;
-        c.cluster.heartbeat_secs = 1;
-        c.cluster.node_timeout_secs = 3;
-    };
     let a = TestApp::spawn_with(fast).await;
     let b = a.spawn_node(fast).await;
     let bob = b.user("bob").await;
@@ -390,17 +378,6 @@ async fn a_node_taken_for_dead_registers_again_with_its_users() {
     }
 }
 
-async fn make_admin(app: &TestApp, name: &str) -> String {
-    let token = app.user(name).await;
-    app.db
-        .client()
-        .await
-        .execute("UPDATE users SET is_admin = true WHERE username = $1", &[&name])
-        .await
-        .unwrap();
-    token
-}
-
 /// `chatd serve` as a child process on the app's database, a node of its cluster.
 fn child_node(app: &TestApp, dir: &std::path::Path) -> (std::process::Child, String) {
     let secret = test_config(dir.to_path_buf()).auth.jwt_secret.unwrap();
@@ -419,22 +396,13 @@ fn child_node(app: &TestApp, dir: &std::path::Path) -> (std::process::Child, Str
 
 #[tokio::test]
 async fn a_node_killed_with_sigkill_leaves_the_others_serving_and_loses_nothing() {
-    let a = TestApp::spawn_with(|c| {
-        c.cluster.bus = BusKind::Postgres;
-        c.cluster.heartbeat_secs = 1;
-        c.cluster.node_timeout_secs = 3;
-    })
-    .await;
+    let a = TestApp::spawn_with(fast).await;
     let dir = scratch_dir();
     let (mut child, addr) = child_node(&a, dir.path());
     // The same test helpers, pointed at the child node.
     let c = TestApp::at(&a, addr.parse().unwrap());
 
-    let alice = a.user("alice").await;
-    let bob = a.user("bob").await;
-    let room = a.room(&alice, "lobby", "public").await;
-    a.expect(200, "POST", &format!("/api/v1/rooms/{room}/join"), Some(&bob), None)
-        .await;
+    let (alice, bob, room) = alice_and_bob(&a, &a, "lobby").await;
     let mut alice_on_a = a.ws(&alice).await;
     alice_on_a.subscribe(&room, None).await;
     let mut bob_on_c = c.ws(&bob).await;
@@ -479,7 +447,7 @@ async fn a_node_killed_with_sigkill_leaves_the_others_serving_and_loses_nothing(
     }
     bob_on_a.nothing_more().await;
     // Only the survivor is listed.
-    let admin = make_admin(&a, "root").await;
+    let admin = a.admin("root").await;
     let stats: Value = a.expect(200, "GET", "/api/v1/admin/stats", Some(&admin), None).await;
     assert_eq!(stats["totals"]["nodes"], 1, "{stats}");
 }
@@ -620,11 +588,6 @@ async fn writer(
 
 #[tokio::test]
 async fn three_nodes_one_killed_mid_flood_every_acked_message_reaches_every_reader_once() {
-    let fast = |c: &mut chatd::config::Config| {
-        c.cluster.bus = BusKind::Postgres;
-        c.cluster.heartbeat_secs = 1;
-        c.cluster.node_timeout_secs = 3;
-    };
     let a = TestApp::spawn_with(fast).await;
     let b = a.spawn_node(fast).await;
     let dir = scratch_dir();
@@ -712,7 +675,7 @@ async fn three_nodes_one_killed_mid_flood_every_acked_message_reaches_every_read
 #[tokio::test]
 async fn the_admin_api_of_any_node_lists_every_nodes_connections() {
     let (a, b) = two_nodes().await;
-    let admin = make_admin(&a, "root").await;
+    let admin = a.admin("root").await;
     let alice = a.user("alice").await;
     let bob = b.user("bob").await;
     let carol = b.user("carol").await;
