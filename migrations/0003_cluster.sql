@@ -13,6 +13,9 @@ CREATE UNLOGGED TABLE nodes (
     -- Where the other nodes reach its API (`cluster.advertise_url`).
     url           text NOT NULL,
     version       text NOT NULL,
+    -- Names the node's token signing secret (a hash, not the secret): nodes that differ refuse
+    -- each other's tokens, which the nodes report.
+    key_id        text NOT NULL,
     started_at    timestamptz NOT NULL,
     heartbeat_at  timestamptz NOT NULL DEFAULT now(),
     timeout_secs  integer NOT NULL CHECK (timeout_secs > 0),

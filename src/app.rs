@@ -49,10 +49,12 @@ impl AppState {
     /// The state of a server listening on `addr`.
     pub fn bound(config: Arc<Config>, db: Db, addr: SocketAddr) -> anyhow::Result<Self> {
         let tokens = TokenKeys::from_config(&config)?;
+        let key_id = tokens.key_id().to_owned();
         let accounts = Accounts::new(db.clone(), &config, tokens);
         let node = Arc::new(Node::new(
             addr,
             config.cluster.advertise_url.as_deref(),
+            &key_id,
             Arc::new(Metrics::new()),
         ));
         let shared = config.cluster.bus == BusKind::Postgres;

@@ -55,11 +55,19 @@ impl Cluster {
             address: &self.node.address,
             url: &self.node.url,
             version,
+            key_id: &self.node.key_id,
             started_at: self.node.started_at,
             // Validated to at most 3600.
             timeout_secs: self.config.node_timeout_secs as i32,
         };
         nodes::register(&*conn, &record, &self.stats()).await?;
+        for (other, url) in nodes::other_secrets(&*conn, self.node.id, &self.node.key_id).await? {
+            tracing::error!(
+                node = %other,
+                url,
+                "this node and another sign tokens with different secrets, so each refuses the other's tokens and clients cannot move between them: give every node the same auth.jwt_secret_file (compare signing_key_id in the admin stats)"
+            );
+        }
         Ok(())
     }
 

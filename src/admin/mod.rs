@@ -35,6 +35,8 @@ pub struct Node {
     pub address: String,
     /// Where the other nodes reach its API.
     pub url: String,
+    /// Names its token signing secret (`TokenKeys::key_id`).
+    pub key_id: String,
     pub started_at: OffsetDateTime,
     started: Instant,
     pub metrics: Arc<Metrics>,
@@ -53,7 +55,7 @@ struct Rates {
 impl Node {
     /// A node listening on `address`, reached by the others at `advertised` (default: an
     /// `http://` URL of `address`, with the hostname for an unspecified address).
-    pub fn new(address: SocketAddr, advertised: Option<&str>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(address: SocketAddr, advertised: Option<&str>, key_id: &str, metrics: Arc<Metrics>) -> Self {
         let hostname = nix::unistd::gethostname()
             .ok()
             .and_then(|h| h.into_string().ok())
@@ -69,6 +71,7 @@ impl Node {
             id: Uuid::new_v4(),
             hostname,
             url,
+            key_id: key_id.to_owned(),
             address: address.to_string(),
             started_at: OffsetDateTime::now_utc(),
             started: Instant::now(),
@@ -111,6 +114,7 @@ impl Node {
             hostname: self.hostname.clone(),
             address: self.address.clone(),
             url: self.url.clone(),
+            signing_key_id: self.key_id.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
             started_at: self.started_at,
             uptime_secs: self.uptime().as_secs(),

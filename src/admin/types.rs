@@ -23,6 +23,9 @@ pub struct NodeStats {
     /// Where the other nodes reach its API (`cluster.advertise_url`).
     #[serde(default)]
     pub url: String,
+    /// A public name of its token signing secret: nodes of one cluster must show the same.
+    #[serde(default)]
+    pub signing_key_id: String,
     pub version: String,
     #[serde(with = "time::serde::rfc3339")]
     pub started_at: OffsetDateTime,

@@ -223,6 +223,11 @@ impl Accounts {
         Ok((User::from(&record), self.pair(record.id, state.session_id, new_token)?))
     }
 
+    /// The public name of the signing secret (`TokenKeys::key_id`).
+    pub fn signing_key_id(&self) -> &str {
+        self.tokens.key_id()
+    }
+
     /// An operator token for the admin API of any node sharing the signing secret.
     pub fn issue_operator(&self, ttl_secs: u64) -> Result<String> {
         self.tokens.issue_operator(ttl_secs)

@@ -57,6 +57,8 @@ pub struct TokenKeys {
     operator_validation: Validation,
     issuer: String,
     access_ttl_secs: u64,
+    /// Names the secret without revealing it (see `key_id`).
+    key_id: String,
 }
 
 impl TokenKeys {
@@ -76,7 +78,14 @@ impl TokenKeys {
             operator_validation,
             issuer: issuer.to_string(),
             access_ttl_secs,
+            key_id: key_id(secret),
         }
+    }
+
+    /// A short public name of the signing secret: nodes compare theirs to find one that signs
+    /// with another secret (its tokens are refused by the others).
+    pub fn key_id(&self) -> &str {
+        &self.key_id
     }
 
     /// Builds the keys from config: `auth.jwt_secret`, else `auth.jwt_secret_file`, else a
@@ -203,6 +212,17 @@ mod operator_tests {
         let other = TokenKeys::new(&[8u8; 32], "chatd", 900);
         assert!(other.verify_operator(&operator).is_err(), "signed with another secret");
     }
+}
+
+/// The first 8 bytes of SHA-256 over a fixed label and the secret, in hex: equal for equal
+/// secrets, and telling nothing of a secret of 32 bytes or more.
+fn key_id(secret: &[u8]) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::new()
+        .chain_update(b"chatd signing key id\0")
+        .chain_update(secret)
+        .finalize();
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn generated_secret(path: &Path) -> anyhow::Result<Vec<u8>> {

@@ -13,6 +13,7 @@ pub struct NodeRecord<'a> {
     pub address: &'a str,
     pub url: &'a str,
     pub version: &'a str,
+    pub key_id: &'a str,
     pub started_at: OffsetDateTime,
     /// How long it may stay silent before the others take it for dead.
     pub timeout_secs: i32,
@@ -25,8 +26,8 @@ pub async fn register(
     stats: &Value,
 ) -> Result<(), tokio_postgres::Error> {
     c.execute(
-        "INSERT INTO nodes (id, hostname, address, url, version, started_at, timeout_secs, stats) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+        "INSERT INTO nodes (id, hostname, address, url, version, key_id, started_at, timeout_secs, stats) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
          ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), stats = EXCLUDED.stats",
         &[
             &node.id,
@@ -34,6 +35,7 @@ pub async fn register(
             &node.address,
             &node.url,
             &node.version,
+            &node.key_id,
             &node.started_at,
             &node.timeout_secs,
             stats,
@@ -106,6 +108,17 @@ pub async fn live(c: &impl GenericClient) -> Result<Vec<LiveNode>, tokio_postgre
             stats: r.get(3),
         })
         .collect())
+}
+
+/// The live nodes other than `id` whose signing secret differs from `key_id`: (id, url).
+pub async fn other_secrets(
+    c: &impl GenericClient,
+    id: Uuid,
+    key_id: &str,
+) -> Result<Vec<(Uuid, String)>, tokio_postgres::Error> {
+    let sql = format!("SELECT id, url FROM nodes WHERE id <> $1 AND key_id <> $2 AND NOT ({DEAD})");
+    let rows = c.query(&sql, &[&id, &key_id]).await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 /// Whether node `id` is alive.

@@ -760,6 +760,7 @@ pub(crate) mod tests {
             hostname: "alpha".into(),
             address: "127.0.0.1:8080".into(),
             url: "http://127.0.0.1:8080".into(),
+            signing_key_id: "0123456789abcdef".into(),
             version: "0.1.0".into(),
             started_at: OffsetDateTime::UNIX_EPOCH,
             uptime_secs: 3725,

@@ -740,3 +740,33 @@ async fn the_admin_api_of_any_node_lists_every_nodes_connections() {
         .await;
     assert_eq!((status, crate::helpers::code(&body)), (422, "invalid_cursor"), "{body}");
 }
+
+#[tokio::test]
+async fn nodes_signing_with_different_secrets_are_told_apart() {
+    let (a, b) = two_nodes().await;
+    let c = a
+        .spawn_node(|c| c.auth.jwt_secret = Some("another-secret-another-secret-0123456789".into()))
+        .await;
+    let admin = a.admin("root").await;
+    let stats = a.expect(200, "GET", "/api/v1/admin/stats", Some(&admin), None).await;
+    let key_of = |app: &TestApp| -> String {
+        let node = stats["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["address"] == app.addr.to_string())
+            .unwrap_or_else(|| panic!("{} listed: {stats}", app.addr));
+        node["signing_key_id"].as_str().unwrap().to_owned()
+    };
+    let (ka, kb, kc) = (key_of(&a), key_of(&b), key_of(&c));
+    assert_eq!(ka.len(), 16, "{ka}");
+    assert_eq!(ka, kb, "one secret, one id");
+    assert_ne!(ka, kc, "another secret, another id");
+    assert!(
+        !ka.contains("test-secret") && !kc.contains("another"),
+        "an id, not the secret"
+    );
+    // Which is why it matters: the odd node refuses the others' tokens.
+    let (status, _) = c.me(&admin).await;
+    assert_eq!(status, 401);
+}
