@@ -132,6 +132,13 @@ pub enum Event {
         user_id: Uuid,
         username: String,
     },
+    /// `user_id`'s read marker moved: their connections hear of it, but `origin` (node,
+    /// connection), which asked.
+    ReadMarker {
+        user_id: Uuid,
+        state: crate::chat::ReadState,
+        origin: Option<(Uuid, u64)>,
+    },
     /// An administrator closes connection `connection_id` of node `node_id`.
     CloseConnection {
         node_id: Uuid,

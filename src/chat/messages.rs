@@ -52,7 +52,7 @@ impl From<MessageRecord> for MessageView {
 }
 
 /// The caller's read marker in a room.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReadState {
     pub room_id: Uuid,
     pub last_read_seq: i64,
@@ -278,11 +278,20 @@ impl Chat {
     }
 
     /// Moves the caller's read marker forward to `seq` (never back).
-    pub async fn mark_read(&self, actor: &Actor, room_id: Uuid, seq: i64) -> Result<ReadState> {
+    /// Moves my read marker forward to `seq` (never back). When it moves, my live connections
+    /// on every node hear of it (`read_marker`), but `origin` — the connection (node, id) that
+    /// asked, which gets the answer instead — so badges agree across devices.
+    pub async fn mark_read(
+        &self,
+        actor: &Actor,
+        room_id: Uuid,
+        seq: i64,
+        origin: Option<(Uuid, u64)>,
+    ) -> Result<ReadState> {
         let Some(me) = actor.user_id() else {
             return Err(Error::invalid("invalid_actor", "read markers belong to users"));
         };
-        let conn = self.db.conn().await?;
+        let mut conn = self.db.conn().await?;
         let room = access::load(&*conn, actor, room_id, false).await?;
         room.require(Action::Read)?;
         room.member()?;
@@ -292,14 +301,25 @@ impl Chat {
                 format!("seq must be from 0 to the room's last seq ({})", room.room.last_seq),
             ));
         }
-        let marker = messages::mark_read(&*conn, room_id, me, seq)
+        let tx = conn.transaction().await?;
+        let (marker, moved) = messages::mark_read(&tx, room_id, me, seq)
             .await?
             .ok_or_else(|| Error::forbidden("not_a_member", "you are not a member of this room"))?;
-        let unread_count = messages::unread_count(&*conn, room_id, me, marker).await?;
-        Ok(ReadState {
+        let unread_count = messages::unread_count(&tx, room_id, me, marker).await?;
+        let state = ReadState {
             room_id,
             last_read_seq: marker,
             unread_count,
-        })
+        };
+        if moved {
+            let event = Event::ReadMarker {
+                user_id: me,
+                state: state.clone(),
+                origin,
+            };
+            bus::notify(&tx, &event).await?;
+        }
+        tx.commit().await?;
+        Ok(state)
     }
 }

@@ -226,15 +226,20 @@ pub async fn mark_read(
     room: Uuid,
     user: Uuid,
     seq: i64,
-) -> Result<Option<i64>, tokio_postgres::Error> {
+) -> Result<Option<(i64, bool)>, tokio_postgres::Error> {
+    // The marker before, read under the row's lock, tells whether it moved.
     let row = c
         .query_opt(
-            "UPDATE room_members SET last_read_seq = greatest(last_read_seq, $3) \
-             WHERE room_id = $1 AND user_id = $2 RETURNING last_read_seq",
+            "UPDATE room_members m SET last_read_seq = greatest(m.last_read_seq, $3) \
+             FROM (SELECT last_read_seq FROM room_members WHERE room_id = $1 AND user_id = $2 FOR UPDATE) old \
+             WHERE m.room_id = $1 AND m.user_id = $2 RETURNING m.last_read_seq, old.last_read_seq",
             &[&room, &user, &seq],
         )
         .await?;
-    Ok(row.map(|r| r.get(0)))
+    Ok(row.map(|r| {
+        let (new, old): (i64, i64) = (r.get(0), r.get(1));
+        (new, new > old)
+    }))
 }
 
 /// Unread counts stop here: a badge shows "999+" long before, and counting a million unread

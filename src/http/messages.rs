@@ -173,7 +173,10 @@ async fn delete(id: String, seq: String, auth: Option<String>, state: AppState) 
 async fn read(id: String, auth: Option<String>, body: Body, state: AppState) -> Result<Response, ApiError> {
     in_room(&state, auth, &id, async |actor, room| {
         let req: MarkRead = parse_json(body)?;
-        Ok(json(StatusCode::OK, &state.chat.mark_read(actor, room, req.seq).await?))
+        Ok(json(
+            StatusCode::OK,
+            &state.chat.mark_read(actor, room, req.seq, None).await?,
+        ))
     })
     .await
 }

@@ -282,7 +282,8 @@ async fn handle(text: &str, conn: &Arc<Conn>, state: &AppState, actor: &Actor, s
                 None
             }
             ClientFrame::Read { room_id, seq } => {
-                let read = state.chat.mark_read(actor, room(&room_id)?, seq).await?;
+                let origin = Some((state.node.id, conn.id));
+                let read = state.chat.mark_read(actor, room(&room_id)?, seq, origin).await?;
                 Some(Out::Frame(ServerFrame::ReadMarker { id, state: &read }.encode()))
             }
         })

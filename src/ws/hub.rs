@@ -698,6 +698,18 @@ impl Hub {
                     self.room_frame(room_id, None, &frame, Some(user_id));
                 }
             }
+            Event::ReadMarker { user_id, state, origin } => {
+                let frame = ServerFrame::ReadMarker {
+                    id: None,
+                    state: &state,
+                }
+                .encode();
+                for conn in self.user_conns(user_id) {
+                    if origin != Some((self.inner.node_id, conn.id)) {
+                        conn.push(Out::Frame(frame.clone()));
+                    }
+                }
+            }
             Event::PresenceChanged { origin, users } => {
                 if origin != self.inner.node_id {
                     self.inner.presence.changed_elsewhere(users);

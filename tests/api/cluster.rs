@@ -770,3 +770,59 @@ async fn nodes_signing_with_different_secrets_are_told_apart() {
     let (status, _) = c.me(&admin).await;
     assert_eq!(status, 401);
 }
+
+#[tokio::test]
+async fn a_read_marker_moved_on_one_device_reaches_my_others_on_any_node() {
+    let (a, b) = two_nodes().await;
+    let alice = a.user("alice").await;
+    let room = a.room(&alice, "notes", "public").await;
+    for i in 1..=4 {
+        a.say(&alice, &room, &format!("m{i}")).await;
+    }
+    let bob = a.user("bob").await;
+    a.expect(200, "POST", &format!("/api/v1/rooms/{room}/join"), Some(&bob), None)
+        .await;
+    for i in 5..=6 {
+        a.say(&bob, &room, &format!("m{i}")).await;
+    }
+    let mut phone = a.ws(&alice).await;
+    let mut laptop = b.ws(&alice).await;
+    let marker = |f: &Value| {
+        (
+            f["room_id"].as_str().map(str::to_owned),
+            f["last_read_seq"].as_i64(),
+            f["unread_count"].as_i64(),
+        )
+    };
+    // Read on the phone: answered there, pushed to the laptop on the other node.
+    let reply = phone
+        .request(json!({"type": "read", "room_id": room, "seq": 5}), "r1")
+        .await;
+    assert_eq!(reply["type"], "read_marker", "{reply}");
+    assert_eq!(marker(&reply), (Some(room.clone()), Some(5), Some(1)));
+    let pushed = laptop.next_of("read_marker").await;
+    assert!(pushed.get("id").is_none(), "{pushed}");
+    assert_eq!(marker(&pushed), (Some(room.clone()), Some(5), Some(1)));
+    // Backwards moves nothing and tells no one; over REST, every device hears of a move. The
+    // phone's next marker is that one: it was never sent its own read back.
+    a.expect(
+        200,
+        "PUT",
+        &format!("/api/v1/rooms/{room}/read"),
+        Some(&alice),
+        Some(json!({"seq": 2})),
+    )
+    .await;
+    a.expect(
+        200,
+        "PUT",
+        &format!("/api/v1/rooms/{room}/read"),
+        Some(&alice),
+        Some(json!({"seq": 6})),
+    )
+    .await;
+    for device in [&mut phone, &mut laptop] {
+        let f = device.next_of("read_marker").await;
+        assert_eq!(marker(&f), (Some(room.clone()), Some(6), Some(0)), "{f}");
+    }
+}
