@@ -156,21 +156,22 @@ const PRESENCE_CHUNK: usize = 80;
 /// Sends `event` to every listening server when the transaction `c` belongs to commits (at
 /// once, outside a transaction).
 pub async fn notify(c: &impl GenericClient, event: &Event) -> Result<(), tokio_postgres::Error> {
-    // Serializing a plain enum of ids and short names cannot fail.
-    let payload = serde_json::to_string(event).unwrap_or_default();
-    c.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).await?;
-    Ok(())
+    notify_all(c, std::slice::from_ref(event)).await
 }
 
 /// Sends `events` in order, in one statement, when the transaction `c` belongs to commits.
-pub async fn notify_all(c: &impl GenericClient, events: &[Event]) -> Result<(), tokio_postgres::Error> {
-    if events.is_empty() {
-        return Ok(());
-    }
+pub async fn notify_all<'a>(
+    c: &impl GenericClient,
+    events: impl IntoIterator<Item = &'a Event>,
+) -> Result<(), tokio_postgres::Error> {
+    // Serializing an event (ids, names, a message) cannot fail.
     let payloads: Vec<String> = events
-        .iter()
+        .into_iter()
         .map(|e| serde_json::to_string(e).unwrap_or_default())
         .collect();
+    if payloads.is_empty() {
+        return Ok(());
+    }
     c.execute(
         "SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS t (p, n) ORDER BY n",
         &[&CHANNEL, &payloads],
@@ -266,16 +267,17 @@ impl Bus {
     }
 
     /// Within the transaction `c` that stores `messages`: sends them to the other nodes when they
-    /// share the bus (nothing otherwise). Call before the commit.
-    pub async fn announce(
+    /// share the bus (nothing otherwise: a single node's messages are not even looked at). Call
+    /// before the commit.
+    pub async fn announce<'a>(
         &self,
         c: &impl GenericClient,
-        messages: &[MessageView],
+        messages: impl IntoIterator<Item = &'a MessageView>,
     ) -> Result<(), tokio_postgres::Error> {
         let Some(origin) = self.shared_as else {
             return Ok(());
         };
-        let events: Vec<Event> = messages.iter().map(|m| message_posted(origin, m)).collect();
+        let events: Vec<Event> = messages.into_iter().map(|m| message_posted(origin, m)).collect();
         notify_all(c, &events).await
     }
 

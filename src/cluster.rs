@@ -6,9 +6,9 @@
 //! heartbeat is older than its `cluster.node_timeout_secs` (each node's own, stored in its row),
 //! whichever node looks next removes it and its presence rows, and tells every node that those
 //! users' connections ended — so their presence is expired within about `node_timeout_secs +
-//! heartbeat_secs`. A node judges others only once it has itself been beating for a whole
-//! timeout, so a database outage does not make every node take all the others for dead. The clients it held reconnect
-//! to another node and resume with `since_seq`.
+//! heartbeat_secs`. The clients it held reconnect to another node and resume with `since_seq`.
+//! A node judges others only once it has itself been beating for a whole timeout, so a database
+//! outage does not make every node take all the others for dead.
 //!
 //! A node that was itself taken for dead (its database connection stalled for longer than the
 //! timeout) finds its row gone at its next heartbeat, registers again and rewrites its presence
@@ -114,38 +114,38 @@ impl Cluster {
             tracing::warn!(node = %self.node.id, "this node was taken for dead by the cluster; registering again");
             self.join().await?;
             // Its presence rows went with it: write them again, and re-read everyone's (the
-            // presence task retries by itself; the rest is checked again within a minute).
-            self.hub.catch_up().await;
+            // presence task retries until it succeeds). Messages were not missed: the
+            // listener is another connection.
+            self.hub.resync_presence();
         }
         Ok(())
     }
 
     /// Removes nodes whose heartbeat is too old, and tells every node their users left them.
     async fn reap(&self) -> Result<()> {
-        let mut conn = self.db.conn().await?;
-        let tx = conn.transaction().await?;
-        let users = nodes::reap(&tx).await?;
         // From no node: every node (this one too) re-reads these users' presence.
-        bus::notify_all(&tx, &bus::presence_changed(Uuid::nil(), &users)).await?;
-        tx.commit().await?;
-        if !users.is_empty() {
-            tracing::info!(users = users.len(), "removed dead nodes; their users' presence expired");
+        let users = self.remove(nodes::Gone::Silent, Uuid::nil()).await?;
+        if users > 0 {
+            tracing::info!(users, "removed dead nodes; their users' presence expired");
         }
         Ok(())
     }
 
     /// Removes this node (it is stopping) and tells the others its users left it.
     pub async fn leave(&self) {
-        let left = async {
-            let mut conn = self.db.conn().await?;
-            let tx = conn.transaction().await?;
-            let users = nodes::remove(&tx, self.node.id).await?;
-            bus::notify_all(&tx, &bus::presence_changed(self.node.id, &users)).await?;
-            tx.commit().await?;
-            Ok::<_, crate::error::Error>(())
-        };
-        if let Err(e) = left.await {
+        if let Err(e) = self.remove(nodes::Gone::Node(self.node.id), self.node.id).await {
             tracing::warn!("could not leave the cluster cleanly (the others will time this node out): {e}");
         }
+    }
+
+    /// Removes the `gone` nodes with their presence rows and, in the same commit, tells every
+    /// node (as from `origin`) that their users left them; returns how many users that was.
+    async fn remove(&self, gone: nodes::Gone, origin: Uuid) -> Result<usize> {
+        let mut conn = self.db.conn().await?;
+        let tx = conn.transaction().await?;
+        let users = nodes::remove(&tx, gone).await?;
+        bus::notify_all(&tx, &bus::presence_changed(origin, &users)).await?;
+        tx.commit().await?;
+        Ok(users.len())
     }
 }

@@ -171,7 +171,7 @@ pub async fn sampler(node: Arc<Node>, hub: Hub) {
 }
 
 /// Every live node's figures, with the totals: this node's read now, the others' from their
-/// last heartbeat (at most `cluster.heartbeat_secs` old). If the database cannot be read, this
+/// last heartbeat (every `cluster.heartbeat_secs`). If the database cannot be read, this
 /// node's alone.
 pub async fn stats(node: &Node, hub: &Hub, db: &Db) -> Stats {
     let mine = node.stats(hub, db);

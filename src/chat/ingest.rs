@@ -360,8 +360,7 @@ impl Session {
             .zip(new.ids.iter().zip(stored))
             .map(|(&i, (&id, (seq, at)))| (i, batch[i].view(id, seq, at)))
             .collect();
-        let announced: Vec<MessageView> = fresh.iter().filter_map(|i| views.get(i).cloned()).collect();
-        bus.announce(&tx, &announced).await?;
+        bus.announce(&tx, fresh.iter().filter_map(|i| views.get(i))).await?;
         tx.commit().await.map_err(|e| Failed::AtCommit(Error::from(e)))?;
         Ok(outcomes
             .into_iter()

@@ -170,7 +170,7 @@ impl Chat {
             deleted: false,
             deleted_at: None,
         };
-        self.bus.announce(&tx, std::slice::from_ref(&message)).await?;
+        self.bus.announce(&tx, [&message]).await?;
         tx.commit().await?;
         Ok((message, true))
     }
@@ -277,7 +277,6 @@ impl Chat {
         Ok((room.role.is_some(), room.room.last_seq))
     }
 
-    /// Moves the caller's read marker forward to `seq` (never back).
     /// Moves my read marker forward to `seq` (never back). When it moves, my live connections
     /// on every node hear of it (`read_marker`), but `origin` — the connection (node, id) that
     /// asked, which gets the answer instead — so badges agree across devices.

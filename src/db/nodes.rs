@@ -57,32 +57,35 @@ pub async fn heartbeat(c: &impl GenericClient, id: Uuid, stats: &Value) -> Resul
     Ok(n == 1)
 }
 
-/// Removes this node and its presence rows (it is stopping); returns the users (id, name) who
-/// were connected to it. Call in a transaction that then notifies.
-pub async fn remove(c: &impl GenericClient, id: Uuid) -> Result<Vec<(Uuid, String)>, tokio_postgres::Error> {
-    remove_where(c, "id = $1", &[&id]).await
-}
-
 /// A node silent for longer than its own timeout.
 const DEAD: &str = "heartbeat_at < now() - make_interval(secs => timeout_secs)";
 
-/// Removes every node silent for longer than its timeout, as `remove` does.
-pub async fn reap(c: &impl GenericClient) -> Result<Vec<(Uuid, String)>, tokio_postgres::Error> {
-    remove_where(c, DEAD, &[]).await
+/// Which nodes to remove.
+pub enum Gone {
+    /// This one (it is stopping).
+    Node(Uuid),
+    /// Every node silent for longer than its timeout.
+    Silent,
 }
 
-async fn remove_where(
-    c: &impl GenericClient,
-    condition: &str,
-    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-) -> Result<Vec<(Uuid, String)>, tokio_postgres::Error> {
+/// Removes nodes with their presence rows; returns the users (id, name) who were connected to
+/// them. Call in a transaction that then notifies.
+pub async fn remove(c: &impl GenericClient, gone: Gone) -> Result<Vec<(Uuid, String)>, tokio_postgres::Error> {
+    let (condition, id) = match gone {
+        Gone::Node(id) => ("id = $1", Some(id)),
+        Gone::Silent => (DEAD, None),
+    };
+    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = match &id {
+        Some(id) => vec![id],
+        None => Vec::new(),
+    };
     // The statement's snapshot still shows the presence rows its cascade removes.
     let sql = format!(
         "WITH gone AS (DELETE FROM nodes WHERE {condition} RETURNING id) \
          SELECT DISTINCT u.id, u.username FROM node_presence p \
          JOIN gone ON gone.id = p.node_id JOIN users u ON u.id = p.user_id"
     );
-    let rows = c.query(&sql, params).await?;
+    let rows = c.query(&sql, &params).await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 

@@ -2,9 +2,10 @@
 //! (users with `is_admin`) and operator tokens minted from the signing secret (`chatd tui` on
 //! the server's machine). Everyone else gets 403 `admin_required`. And `/metrics`.
 //!
-//! Statistics cover every live node of the cluster (the others' as of their last heartbeat);
-//! connection and room listings are of what is live on this node; `stream` pushes a snapshot of all of it once per
-//! interval over a WebSocket, so a console needs one connection instead of a polling loop.
+//! Statistics and the connection list cover every live node of the cluster (the others' figures
+//! as of their last heartbeat; their connections asked of them); the room list is of what is
+//! live on this node; `stream` pushes a snapshot of all of it once per interval over a
+//! WebSocket, so a console needs one connection instead of a polling loop.
 
 use std::time::Duration;
 

@@ -677,11 +677,7 @@ impl Hub {
                     // anything before it) from the database, like any hole — never the listener,
                     // which must not wait, and a failed read closes that socket for a resume
                     // instead of losing the message.
-                    None => {
-                        for conn in self.subscribers(room_id) {
-                            conn.push(Out::Tail { room: room_id, seq });
-                        }
-                    }
+                    None => self.tail(room_id, seq),
                 }
             }
             Event::Typing {
@@ -851,17 +847,30 @@ impl Hub {
         Ok(())
     }
 
+    /// Tells `room`'s subscribers its messages go up to `seq` at least: each replays what it
+    /// has not had.
+    fn tail(&self, room: Uuid, seq: i64) {
+        for conn in self.subscribers(room) {
+            conn.push(Out::Tail { room, seq });
+        }
+    }
+
+    /// Re-reads who is online everywhere, and writes this node's presence rows again.
+    pub fn resync_presence(&self) {
+        let local = self
+            .all_conns()
+            .iter()
+            .map(|c| (c.user_id, c.username.clone()))
+            .collect();
+        self.inner.presence.resync(local);
+    }
+
     /// After the event listener was away (events sent meanwhile are lost): every subscriber
     /// gets what it missed of its rooms, presence is re-read, and every connection and
     /// subscription is checked against the database.
     /// Returns whether it all succeeded (if not, call it again: it is idempotent).
     pub async fn catch_up(&self) -> bool {
-        self.inner.presence.resync(
-            self.all_conns()
-                .iter()
-                .map(|c| (c.user_id, c.username.clone()))
-                .collect(),
-        );
+        self.resync_presence();
         let caught_up = match self.try_catch_up().await {
             Ok(()) => true,
             Err(e) => {
@@ -869,14 +878,7 @@ impl Hub {
                 false
             }
         };
-        let checked = match self.try_reconcile().await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!("could not re-check live connections yet: {e}");
-                false
-            }
-        };
-        caught_up && checked
+        self.reconcile().await && caught_up
     }
 
     async fn try_catch_up(&self) -> Result<()> {
@@ -889,18 +891,21 @@ impl Hub {
             rooms::last_seqs(&*db, &rooms).await?
         };
         for (room, seq) in tails {
-            for conn in self.subscribers(room) {
-                conn.push(Out::Tail { room, seq });
-            }
+            self.tail(room, seq);
         }
         Ok(())
     }
 
     /// Checks every connection and subscription against the database: after the event
     /// listener was disconnected (events sent meanwhile are lost), and periodically as a net.
-    pub async fn reconcile(&self) {
-        if let Err(e) = self.try_reconcile().await {
-            tracing::warn!("could not re-check live connections: {e}");
+    /// Returns whether it succeeded.
+    pub async fn reconcile(&self) -> bool {
+        match self.try_reconcile().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!("could not re-check live connections: {e}");
+                false
+            }
         }
     }
 
