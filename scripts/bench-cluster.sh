@@ -152,8 +152,9 @@ PG_VERSION=$("$PG_BIN/postgres" --version | sed 's/^postgres (PostgreSQL)/Postgr
 echo "PostgreSQL ready on 127.0.0.1:$PG_PORT ($PG_VERSION, data in $PGDATA)"
 
 : >"$WORK/chatd.toml"
-NODE_ENV=(CHATD_AUTH__JWT_SECRET="$JWT_SECRET" CHATD_LIMITS__MESSAGES_PER_SEC=0 CHATD_LOG__LEVEL=warn)
-SHOWN_ENV="CHATD_AUTH__JWT_SECRET=… CHATD_LIMITS__MESSAGES_PER_SEC=0"
+NO_LIMITS=(CHATD_LIMITS__MESSAGES_PER_SEC=0 CHATD_LIMITS__LOGIN_ATTEMPTS_PER_IP_PER_MIN=0 CHATD_LIMITS__REGISTRATIONS_PER_IP_PER_HOUR=0 CHATD_LIMITS__WS_CONNECTIONS_PER_USER=0 CHATD_LIMITS__WS_CONNECTIONS_PER_IP=0)
+NODE_ENV=(CHATD_AUTH__JWT_SECRET="$JWT_SECRET" "${NO_LIMITS[@]}" CHATD_LOG__LEVEL=warn)
+SHOWN_ENV="CHATD_AUTH__JWT_SECRET=… ${NO_LIMITS[*]}"
 if [[ -n $BUS ]]; then
     NODE_ENV+=(CHATD_CLUSTER__BUS="$BUS")
     SHOWN_ENV+=" CHATD_CLUSTER__BUS=$BUS"
@@ -302,9 +303,9 @@ mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo 2>/dev/nu
     echo "a fresh database for each configuration, and the load generator \`chatd bench\`, all"
     echo "on the same machine, sharing its cores. Every node runs with"
     if [[ -n $BUS ]]; then
-        echo "\`CHATD_CLUSTER__BUS=$BUS\` and \`CHATD_LIMITS__MESSAGES_PER_SEC=0\`."
+        echo "\`CHATD_CLUSTER__BUS=$BUS\` and every \`[limits]\` rate set to 0."
     else
-        echo "\`CHATD_LIMITS__MESSAGES_PER_SEC=0\` and **without \`CHATD_CLUSTER__BUS\`**."
+        echo "every \`[limits]\` rate set to 0 and **without \`CHATD_CLUSTER__BUS\`**."
     fi
     echo "With 2 nodes the k-th client of a scenario connects to node k mod 2 (\`--url\` lists"
     echo "both), so senders and subscribers alternate and half of the deliveries cross nodes."

@@ -49,7 +49,9 @@ done
 [[ -n $PORT ]] || { echo "bench.sh: no free port found" >&2; exit 1; }
 URL=http://127.0.0.1:$PORT
 
-CHATD_LIMITS__MESSAGES_PER_SEC=0 CHATD_LOG__LEVEL=warn \
+# The load generator is one client address with thousands of accounts: every abuse limit off.
+NO_LIMITS=(CHATD_LIMITS__MESSAGES_PER_SEC=0 CHATD_LIMITS__LOGIN_ATTEMPTS_PER_IP_PER_MIN=0 CHATD_LIMITS__REGISTRATIONS_PER_IP_PER_HOUR=0 CHATD_LIMITS__WS_CONNECTIONS_PER_USER=0 CHATD_LIMITS__WS_CONNECTIONS_PER_IP=0)
+env "${NO_LIMITS[@]}" CHATD_LOG__LEVEL=warn \
     "$BIN" serve --data-dir "$WORK/data" --bind "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 for i in $(seq 1 240); do
@@ -137,7 +139,7 @@ CLUSTER_SECTION=$(awk -v h="$CLUSTER_HEADING" '$0 == h { keep = 1 } keep && /^##
     echo
     [[ $QUICK == 1 ]] && echo "**Smoke run (BENCH_QUICK=1): small sizes, not representative.**" && echo
     echo "Written by \`scripts/bench.sh\`: a release build of chatd with an embedded PostgreSQL"
-    echo "(fresh data dir, \`CHATD_LIMITS__MESSAGES_PER_SEC=0\`) and the load generator"
+    echo "(fresh data dir, every \`[limits]\` rate set to 0) and the load generator"
     echo "\`chatd bench\` on the same machine, sharing its cores. Latencies are in ms from the"
     echo "intended send time (open loop); warm-up excluded; \`errors\` are counted by code."
     echo

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::net::{TcpListener, TcpSocket};
 
+use crate::abuse::Guards;
 use crate::admin::metrics::Metrics;
 use crate::admin::Node;
 use crate::auth::tokens::TokenKeys;
@@ -38,6 +39,10 @@ pub struct AppState {
     pub cluster: Cluster,
     /// For asking the other nodes (the admin API's cluster-wide listings).
     pub peers: reqwest::Client,
+    /// Login, registration and connection limits.
+    pub guards: Guards,
+    /// `server.trusted_proxies`, parsed.
+    pub proxies: Arc<[ipnet::IpNet]>,
 }
 
 impl AppState {
@@ -69,10 +74,12 @@ impl AppState {
             chat: Chat::new(db.clone(), bus, &config.limits),
             hub,
             db,
-            config,
+            config: config.clone(),
             node,
             cluster,
             peers: reqwest::Client::builder().no_proxy().build()?,
+            guards: Guards::new(&config.limits),
+            proxies: config.trusted_proxies()?.into(),
         })
     }
 }
@@ -140,8 +147,16 @@ impl Application {
             state,
             ..
         } = self;
-        let metrics_server = metrics_listener
-            .map(|l| tokio::spawn(warp::serve(crate::http::metrics_only(state.clone())).incoming(l).run()));
+        let header_timeout = Duration::from_secs(state.config.server.header_read_timeout_secs);
+        let metrics_server = metrics_listener.map(|l| {
+            let service = warp::service(crate::http::metrics_only(state.clone()));
+            tokio::spawn(crate::http::server::serve(
+                service,
+                l,
+                header_timeout,
+                std::future::pending(),
+            ))
+        });
         let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
         // Registered before any socket is served (presence rows name this node); if the
         // database is away, the heartbeat registers it once it is back.
@@ -163,12 +178,15 @@ impl Application {
             }
         });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = warp::serve(crate::http::routes(state))
-            .incoming(listener)
-            .graceful(async move {
+        let server = crate::http::server::serve(
+            warp::service(crate::http::routes(state)),
+            listener,
+            header_timeout,
+            async move {
                 let _ = stop_rx.await;
-            });
-        let mut server = tokio::spawn(server.run());
+            },
+        );
+        let mut server = tokio::spawn(server);
         tokio::select! {
             _ = &mut server => {}
             _ = shutdown => {
@@ -234,13 +252,16 @@ pub async fn prepare_schema(db: &Db, auto_migrate: bool) -> anyhow::Result<()> {
 /// the database (a net under the event bus: a session that merely expired ends too); every
 /// hour, ended sessions are purged.
 async fn housekeeping(state: AppState) {
-    let AppState { db, hub, chat, .. } = state;
+    let AppState {
+        db, hub, chat, guards, ..
+    } = state;
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     let mut minutes = 0u64;
     loop {
         tick.tick().await;
         hub.reconcile().await;
         chat.prune_limits();
+        guards.prune();
         minutes += 1;
         if minutes % 60 != 1 {
             continue;

@@ -19,7 +19,7 @@ pub const DEFAULT_CONFIG_FILE: &str = "config.toml";
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 /// Keys whose environment variables are used exactly as written, never parsed as numbers or
 /// booleans.
-const TEXT_KEYS: [&str; 9] = [
+const TEXT_KEYS: [&str; 10] = [
     "server.data_dir",
     "database.url",
     "database.pg_bin_dir",
@@ -29,12 +29,16 @@ const TEXT_KEYS: [&str; 9] = [
     "auth.issuer",
     "log.level",
     "cluster.advertise_url",
+    "server.content_security_policy",
 ];
 
 /// `auth__jwt_secret` → `auth.jwt_secret`.
 fn dotted(env_key: &str) -> String {
     env_key.to_ascii_lowercase().replace("__", ".")
 }
+
+/// The API serves JSON only: no document it sends may load or frame anything.
+pub const DEFAULT_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
 /// Longest refresh-token lifetime: a year. Far beyond it, expiry dates overflow the calendar.
 pub const MAX_REFRESH_TOKEN_TTL_SECS: u64 = 365 * 24 * 3600;
@@ -64,6 +68,21 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: u64,
     /// A separate address serving `/metrics` alone; unset: `/metrics` is on `bind`.
     pub metrics_bind: Option<SocketAddr>,
+    /// A connection must send a whole request head within this many seconds of starting one,
+    /// or of finishing the previous request (idle keep-alive), or it is closed.
+    pub header_read_timeout_secs: u64,
+    /// A request body must arrive whole within this many seconds (else 408).
+    pub body_read_timeout_secs: u64,
+    /// Reverse proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<String>,
+    /// Browser origins (`https://chat.example.com`) whose scripts may call the API; empty: none
+    /// (same-origin pages and non-browser clients are unaffected).
+    pub cors_allowed_origins: Vec<String>,
+    /// `Strict-Transport-Security` max-age to send, in seconds; 0: not sent (set it when
+    /// clients reach chatd over HTTPS only).
+    pub hsts_max_age_secs: u64,
+    /// The `Content-Security-Policy` of every response; empty: not sent.
+    pub content_security_policy: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -128,6 +147,18 @@ pub struct LimitsConfig {
     pub messages_per_sec: u32,
     /// Messages one user may send in a burst above the sustained rate.
     pub message_burst: u32,
+    /// Login attempts one address may make per minute (0: no limit).
+    pub login_attempts_per_ip_per_min: u32,
+    /// Failed logins for one username before its back-off starts.
+    pub login_free_failures: u32,
+    /// The longest wait a username's back-off imposes, in seconds (it doubles from 1 s).
+    pub login_max_backoff_secs: u64,
+    /// Accounts one address may register per hour (0: no limit).
+    pub registrations_per_ip_per_hour: u32,
+    /// WebSocket connections one account may hold open on a node (0: no limit).
+    pub ws_connections_per_user: usize,
+    /// WebSocket connections one address may hold open on a node (0: no limit).
+    pub ws_connections_per_ip: usize,
 }
 
 /// How new messages reach the sockets of other `chatd serve` nodes sharing the database.
@@ -190,6 +221,12 @@ impl Default for ServerConfig {
             max_body_bytes: 64 * 1024,
             shutdown_grace_secs: 10,
             metrics_bind: None,
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 30,
+            trusted_proxies: Vec::new(),
+            cors_allowed_origins: Vec::new(),
+            hsts_max_age_secs: 0,
+            content_security_policy: DEFAULT_CSP.into(),
         }
     }
 }
@@ -239,6 +276,12 @@ impl Default for LimitsConfig {
         Self {
             messages_per_sec: 10,
             message_burst: 30,
+            login_attempts_per_ip_per_min: 30,
+            login_free_failures: 5,
+            login_max_backoff_secs: 900,
+            registrations_per_ip_per_hour: 20,
+            ws_connections_per_user: 20,
+            ws_connections_per_ip: 200,
         }
     }
 }
@@ -436,6 +479,46 @@ impl Config {
                 "must be between 1 and 1000000",
             ));
         }
+        if self.limits.login_max_backoff_secs == 0 || self.limits.login_max_backoff_secs > 86_400 {
+            return Err(ConfigError::key(
+                "limits.login_max_backoff_secs",
+                "must be between 1 and 86400",
+            ));
+        }
+        for (key, secs) in [
+            ("server.header_read_timeout_secs", self.server.header_read_timeout_secs),
+            ("server.body_read_timeout_secs", self.server.body_read_timeout_secs),
+        ] {
+            if !(1..=3600).contains(&secs) {
+                return Err(ConfigError::key(key, "must be between 1 and 3600"));
+            }
+        }
+        self.trusted_proxies()?;
+        for origin in &self.server.cors_allowed_origins {
+            // Exactly what a browser sends in `Origin`: scheme://host[:port], nothing more.
+            let canonical = url::Url::parse(origin)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"))
+                .map(|u| u.origin().ascii_serialization());
+            if canonical.as_deref() != Some(origin.as_str()) {
+                return Err(ConfigError::key(
+                    "server.cors_allowed_origins",
+                    format!("'{origin}' is not an origin like https://chat.example.com (scheme, host, optional port)"),
+                ));
+            }
+        }
+        if self.server.hsts_max_age_secs > 2 * 365 * 24 * 3600 {
+            return Err(ConfigError::key(
+                "server.hsts_max_age_secs",
+                "must be at most 63072000 (two years)",
+            ));
+        }
+        if warp::http::HeaderValue::from_str(&self.server.content_security_policy).is_err() {
+            return Err(ConfigError::key(
+                "server.content_security_policy",
+                "must be a valid header value (visible ASCII)",
+            ));
+        }
         if !(1..=300).contains(&self.cluster.heartbeat_secs) {
             return Err(ConfigError::key("cluster.heartbeat_secs", "must be between 1 and 300"));
         }
@@ -463,6 +546,25 @@ impl Config {
     /// The database URL, if one is configured (an empty string means embedded mode).
     pub fn database_url(&self) -> Option<&str> {
         self.database.url.as_deref().filter(|u| !u.trim().is_empty())
+    }
+
+    /// `server.trusted_proxies` as networks (a bare address is a network of one).
+    pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.server
+            .trusted_proxies
+            .iter()
+            .map(|p| {
+                let p = p.trim();
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ConfigError::key(
+                            "server.trusted_proxies",
+                            format!("'{p}' is not an IP address or CIDR block"),
+                        )
+                    })
+            })
+            .collect()
     }
 
     /// Threads allowed to hash passwords concurrently.

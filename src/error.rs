@@ -19,9 +19,13 @@ pub enum Error {
     NotFound { code: &'static str, message: String },
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
-    /// Too many requests of this kind; the client may retry after the given time.
-    #[error("too many messages; retry in {retry_after_ms} ms")]
-    RateLimited { retry_after_ms: u64 },
+    /// Too many requests of this kind; the client may retry after the given time, if any.
+    #[error("{message}")]
+    RateLimited {
+        code: &'static str,
+        message: String,
+        retry_after_ms: Option<u64>,
+    },
     /// The database (or another dependency) cannot be reached; retrying later may work.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -69,10 +73,19 @@ impl Error {
             | Self::Unauthorized { code, .. }
             | Self::Forbidden { code, .. }
             | Self::NotFound { code, .. }
-            | Self::Conflict { code, .. } => code,
-            Self::RateLimited { .. } => "rate_limited",
+            | Self::Conflict { code, .. }
+            | Self::RateLimited { code, .. } => code,
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
+        }
+    }
+
+    /// A limit refused the request; it may be tried again after `wait` (at least 1 ms).
+    pub fn rate_limited(code: &'static str, message: impl Into<String>, wait: std::time::Duration) -> Self {
+        Self::RateLimited {
+            code,
+            message: message.into(),
+            retry_after_ms: Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1)),
         }
     }
 

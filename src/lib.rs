@@ -7,6 +7,7 @@
 //! (how committed changes reach the hub, across processes through PostgreSQL NOTIFY),
 //! `page` (cursor pagination), `text` (what counts as visible text), `app` (state and server lifecycle), `cli` (the `chatd` command), `bench` (the load generator behind `chatd bench`), `tui` (the operators' console behind `chatd tui`).
 
+pub mod abuse;
 pub mod admin;
 pub mod app;
 pub mod auth;

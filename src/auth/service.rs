@@ -39,6 +39,11 @@ pub struct ClientInfo {
 }
 
 impl ClientInfo {
+    /// The client's address, for the per-address limits.
+    pub fn ip_addr(&self) -> Option<std::net::IpAddr> {
+        self.ip.as_deref()?.parse().ok()
+    }
+
     /// `ip:port` (`[ip]:port` for IPv6), or the ip alone.
     pub fn address(&self) -> Option<String> {
         let ip = self.ip.as_deref()?;

@@ -113,9 +113,7 @@ impl Chat {
         };
         limiter.check_key(&user).map_err(|not_until| {
             let wait = not_until.wait_time_from(limiter.clock().now());
-            Error::RateLimited {
-                retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1),
-            }
+            Error::rate_limited("rate_limited", "too many messages; slow down", wait)
         })
     }
 

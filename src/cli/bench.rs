@@ -28,8 +28,9 @@ use crate::bench::{self, errors_cell, BenchError, Target};
         Warm-up is sent but not recorded; after the recorded duration the bench waits at most --drain \
         seconds for outstanding acks and deliveries. Every acked message must reach every subscriber \
         exactly once: anything else is reported as missing or duplicate. Errors are counted by code \
-        (a server with the default per-user send limit answers rate_limited; start it with \
-        CHATD_LIMITS__MESSAGES_PER_SEC=0 to measure the server rather than the limit).\n\n\
+        (a server with the default limits answers rate_limited or too_many_connections: the bench \
+        is one address with many accounts; start it with every [limits] rate set to 0, as \
+        scripts/bench.sh does, to measure the server rather than the limits).\n\n\
         Progress goes to standard error once a second; the results to standard output."
 )]
 pub struct BenchArgs {

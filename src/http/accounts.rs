@@ -9,20 +9,21 @@ use super::error::reply;
 use super::{authenticate, bearer, body, client_info, json, no_content, parse_json, with_state, ApiError, Body};
 use crate::app::AppState;
 use crate::auth::{ClientInfo, TokenPair};
-use crate::users::User;
+use crate::error::Error;
+use crate::users::{User, Username};
 
 pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     let register = warp::path!("api" / "v1" / "auth" / "register")
         .and(warp::post())
         .and(body(state))
-        .and(client_info())
+        .and(client_info(state))
         .and(with_state(state))
         .then(register)
         .map(reply);
     let login = warp::path!("api" / "v1" / "auth" / "login")
         .and(warp::post())
         .and(body(state))
-        .and(client_info())
+        .and(client_info(state))
         .and(with_state(state))
         .then(login)
         .map(reply);
@@ -72,6 +73,7 @@ struct AuthResponse {
 
 async fn register(body: Body, client: ClientInfo, state: AppState) -> Result<Response, ApiError> {
     let req: RegisterRequest = parse_json(body)?;
+    state.guards.register(client.ip_addr())?;
     let (user, tokens) = state
         .accounts
         .register(&req.username, req.password, req.display_name.as_deref(), &client)
@@ -81,7 +83,21 @@ async fn register(body: Body, client: ClientInfo, state: AppState) -> Result<Res
 
 async fn login(body: Body, client: ClientInfo, state: AppState) -> Result<Response, ApiError> {
     let req: LoginRequest = parse_json(body)?;
-    let (user, tokens) = state.accounts.login(&req.username, &req.password, &client).await?;
+    // Limits first: a refused attempt costs no password hash. Back-off is kept per canonical
+    // username; a name that cannot exist has none (the per-address limit still counts it).
+    let name = Username::parse(&req.username).ok();
+    let name = name.as_ref().map(Username::as_str);
+    state.guards.login(client.ip_addr(), name)?;
+    let outcome = state.accounts.login(&req.username, &req.password, &client).await;
+    if let Some(name) = name {
+        match &outcome {
+            Err(e) if e.code() == "invalid_credentials" => state.guards.login_outcome(name, false),
+            // A disabled account's password was right all the same.
+            Ok(_) | Err(Error::Forbidden { .. }) => state.guards.login_outcome(name, true),
+            Err(_) => {}
+        }
+    }
+    let (user, tokens) = outcome?;
     Ok(json(StatusCode::OK, &AuthResponse { user, tokens }))
 }
 

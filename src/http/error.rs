@@ -58,9 +58,9 @@ impl From<Error> for ApiError {
             Error::Forbidden { .. } => StatusCode::FORBIDDEN,
             Error::NotFound { .. } => StatusCode::NOT_FOUND,
             Error::Conflict { .. } => StatusCode::CONFLICT,
-            Error::RateLimited { retry_after_ms } => {
+            Error::RateLimited { retry_after_ms, .. } => {
                 let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, e.code(), e.to_string());
-                e.retry_after_ms = Some(*retry_after_ms);
+                e.retry_after_ms = *retry_after_ms;
                 return e;
             }
             Error::Unavailable(detail) => {
@@ -138,6 +138,8 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
             "unsupported_media_type",
             "send application/json",
         )
+    } else if let Some(e) = rejection.find::<warp::filters::cors::CorsForbidden>() {
+        ApiError::new(StatusCode::FORBIDDEN, "cors_forbidden", format!("CORS: {e}"))
     } else if rejection.find::<reject::InvalidQuery>().is_some() {
         ApiError::bad_request("invalid_query", "the query string is malformed")
     } else if let Some(e) = rejection.find::<reject::InvalidHeader>() {

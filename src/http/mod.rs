@@ -10,6 +10,7 @@ mod health;
 mod members;
 mod messages;
 mod rooms;
+pub mod server;
 mod sessions;
 mod users;
 
@@ -52,11 +53,15 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = w
         .unify()
         // Boxed: the nested `Or` types grow with every route, and past a depth rustc's trait
         // solver gives up in release builds (E0275 overflow evaluating `Unpin`).
-        .recover(error::recover)
-        .unify()
         .boxed();
+    // CORS inside `recover`, so a refused origin gets the JSON error shape too.
+    let api = match cors(&state.config) {
+        Some(cors) => api.with(cors).map(Reply::into_response).boxed(),
+        None => api,
+    };
+    let api = api.recover(error::recover).unify().boxed();
     let metrics = state.node.metrics.clone();
-    api.with(warp::reply::with::headers(security_headers()))
+    api.with(warp::reply::with::headers(security_headers(&state.config)))
         .with(warp::trace(|info| {
             // One span per request; everything logged while handling it carries the id.
             tracing::info_span!("request", id = %uuid::Uuid::new_v4().simple(), method = %info.method(), path = info.path())
@@ -78,13 +83,47 @@ pub fn metrics_only(state: AppState) -> impl Filter<Extract = (impl Reply,), Err
     admin::metrics_route(&state, true).recover(error::recover).unify()
 }
 
-fn security_headers() -> HeaderMap {
+/// Sent with every response: nothing chatd serves is to be sniffed, framed, cached or allowed to
+/// load anything; HSTS when configured.
+fn security_headers(config: &crate::config::Config) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     h.insert("cache-control", HeaderValue::from_static("no-store"));
+    h.insert("cross-origin-resource-policy", HeaderValue::from_static("same-origin"));
+    // Validated with the configuration.
+    if let Ok(csp) = HeaderValue::from_str(&config.server.content_security_policy) {
+        if !csp.is_empty() {
+            h.insert("content-security-policy", csp);
+        }
+    }
+    if config.server.hsts_max_age_secs > 0 {
+        let value = format!("max-age={}; includeSubDomains", config.server.hsts_max_age_secs);
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert("strict-transport-security", v);
+        }
+    }
     h
+}
+
+/// The CORS policy, when `server.cors_allowed_origins` lists any origin: those origins' scripts
+/// may call every endpoint with a bearer token (no cookies: credentials are not allowed).
+fn cors(config: &crate::config::Config) -> Option<warp::filters::cors::Cors> {
+    let origins = &config.server.cors_allowed_origins;
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        warp::cors()
+            // Validated with the configuration: each is exactly scheme://host[:port].
+            .allow_origins(origins.iter().map(String::as_str))
+            .allow_methods(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"])
+            .allow_headers(["authorization", "content-type"])
+            .expose_headers(["retry-after"])
+            .max_age(600u32)
+            .build(),
+    )
 }
 
 pub(crate) fn with_state(
@@ -102,10 +141,25 @@ pub(crate) type Body = Result<Bytes, ApiError>;
 /// `DELETE /users/me` came back as 405); chunked bodies are accepted and bounded too.
 pub(crate) fn body(state: &AppState) -> impl Filter<Extract = (Body,), Error = warp::Rejection> + Clone {
     let limit = state.config.server.max_body_bytes;
+    let deadline = std::time::Duration::from_secs(state.config.server.body_read_timeout_secs);
     optional_header("content-type")
         .and(optional_header("content-length"))
         .and(warp::body::stream())
-        .then(move |media: Option<String>, declared: Option<String>, stream| read_body(media, declared, stream, limit))
+        .then(
+            move |media: Option<String>, declared: Option<String>, stream| async move {
+                // A body trickled in a byte at a time would hold the connection (and its handler)
+                // for as long as the client likes.
+                tokio::time::timeout(deadline, read_body(media, declared, stream, limit))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(ApiError::new(
+                            warp::http::StatusCode::REQUEST_TIMEOUT,
+                            "request_timeout",
+                            format!("the request body did not arrive within {} s", deadline.as_secs()),
+                        ))
+                    })
+            },
+        )
 }
 
 async fn read_body<S, B>(media: Option<String>, declared: Option<String>, stream: S, limit: u64) -> Body
@@ -209,14 +263,54 @@ fn parse_query(raw: &str) -> Query {
     Ok(params)
 }
 
-pub(crate) fn client_info() -> impl Filter<Extract = (ClientInfo,), Error = std::convert::Infallible> + Clone {
-    optional_header("user-agent").and(warp::addr::remote()).map(
-        |user_agent: Option<String>, addr: Option<SocketAddr>| ClientInfo {
-            user_agent,
-            ip: addr.map(|a| a.ip().to_string()),
-            port: addr.map(|a| a.port()),
-        },
-    )
+/// Who is calling: the user agent and the client's address — the peer's, or, when the peer is
+/// one of `server.trusted_proxies`, the nearest address in `X-Forwarded-For` that is not.
+pub(crate) fn client_info(
+    state: &AppState,
+) -> impl Filter<Extract = (ClientInfo,), Error = std::convert::Infallible> + Clone {
+    let proxies = state.proxies.clone();
+    optional_header("user-agent")
+        .and(optional_header("x-forwarded-for"))
+        .and(warp::ext::optional::<Peer>())
+        .map(
+            move |user_agent: Option<String>, forwarded: Option<String>, peer: Option<Peer>| {
+                let peer = peer.map(|p| p.0);
+                let forwarded_ip = peer
+                    .filter(|p| proxies.iter().any(|net| net.contains(&p.ip())))
+                    .and_then(|_| forwarded_client(forwarded.as_deref()?, &proxies));
+                match forwarded_ip {
+                    Some(ip) => ClientInfo {
+                        user_agent,
+                        ip: Some(ip.to_string()),
+                        port: None,
+                    },
+                    None => ClientInfo {
+                        user_agent,
+                        ip: peer.map(|a| a.ip().to_string()),
+                        port: peer.map(|a| a.port()),
+                    },
+                }
+            },
+        )
+}
+
+/// The TCP peer of a request, put in its extensions by `server::serve`.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+/// The client in an `X-Forwarded-For` list that trusted proxies appended to: walking from the
+/// right (the entry our proxy wrote), the first address that is not a trusted proxy. Entries to
+/// its left were written by the client itself and prove nothing.
+fn forwarded_client(header: &str, proxies: &[ipnet::IpNet]) -> Option<std::net::IpAddr> {
+    let mut last = None;
+    for entry in header.rsplit(',') {
+        let ip: std::net::IpAddr = entry.trim().parse().ok()?;
+        if !proxies.iter().any(|net| net.contains(&ip)) {
+            return Some(ip);
+        }
+        last = Some(ip);
+    }
+    last
 }
 
 /// Parses a JSON object body into `T`, with a 400 that says what is wrong.

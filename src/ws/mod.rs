@@ -37,7 +37,7 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
         .and(bearer())
         .and(query())
         .and(handshake())
-        .and(client_info())
+        .and(client_info(state))
         .and(with_state(state))
         .then(upgrade)
         .map(reply)
@@ -58,8 +58,11 @@ async fn upgrade(
     let Some(ws) = ws else {
         return Ok(upgrade_required());
     };
-    Ok(accept(ws, state.config.ws.max_frame_bytes, move |socket| {
-        conn::serve(socket, state, user, client)
+    // Counted from here until the socket closes; refused before the upgrade, as plain HTTP.
+    let slot = state.guards.connect(user.user_id, client.ip_addr())?;
+    Ok(accept(ws, state.config.ws.max_frame_bytes, move |socket| async move {
+        conn::serve(socket, state, user, client).await;
+        drop(slot);
     }))
 }
 

@@ -243,6 +243,13 @@ pub fn test_config(data_dir: PathBuf) -> Config {
     c.database.pool_size = 4;
     // Tests send faster than any person; the rate limit has tests of its own.
     c.limits.messages_per_sec = 0;
+    // Likewise the login, registration and connection limits (tests/api/limits.rs has theirs):
+    // every test client comes from 127.0.0.1.
+    c.limits.login_attempts_per_ip_per_min = 0;
+    c.limits.login_free_failures = 1_000;
+    c.limits.registrations_per_ip_per_hour = 0;
+    c.limits.ws_connections_per_user = 0;
+    c.limits.ws_connections_per_ip = 0;
     c.log.level = "warn".into();
     c
 }
@@ -319,6 +326,20 @@ impl TestApp {
             config: self.config.clone(),
             shutdown: None,
             _data_dir: scratch_dir(),
+        }
+    }
+
+    /// The same server, called from another loopback address (127.0.0.0/8 is all loopback):
+    /// another client as far as per-address limits go.
+    pub fn via_ip(&self, ip: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .local_address(ip.parse::<std::net::IpAddr>().expect("an IP address"))
+            .build()
+            .unwrap();
+        Self {
+            http,
+            ..self.at(self.addr)
         }
     }
 
@@ -544,6 +565,38 @@ impl TestApp {
         };
         ws.hello = ws.next_of("hello").await;
         ws
+    }
+
+    /// Opens `/api/v1/ws` from the loopback address `from`: the client with its `hello`, or
+    /// the status and JSON body of the refusal.
+    pub async fn ws_from(&self, token: &str, from: &str) -> Result<WsClient, (u16, Value)> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket
+            .bind(SocketAddr::new(from.parse().expect("an IP address"), 0))
+            .unwrap();
+        let tcp = socket.connect(self.addr).await.expect("tcp connect");
+        let mut req = format!("ws://{}/api/v1/ws", self.addr).into_client_request().unwrap();
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        match tokio_tungstenite::client_async(req, tokio_tungstenite::MaybeTlsStream::Plain(tcp)).await {
+            Ok((stream, _)) => {
+                let mut ws = WsClient {
+                    stream,
+                    hello: Value::Null,
+                };
+                ws.hello = ws.next_of("hello").await;
+                Ok(ws)
+            }
+            Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+                let body = res.body().as_deref().unwrap_or_default();
+                Err((
+                    res.status().as_u16(),
+                    serde_json::from_slice(body).unwrap_or(Value::Null),
+                ))
+            }
+            Err(e) => panic!("unexpected handshake error: {e}"),
+        }
     }
 
     /// The status and JSON body of a WebSocket handshake that is refused.

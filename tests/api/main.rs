@@ -10,6 +10,7 @@ mod cli;
 mod cluster;
 mod docs;
 mod health;
+mod limits;
 mod members;
 mod messages;
 mod migrations;
