@@ -9,6 +9,7 @@ mod bench;
 mod cli;
 mod cluster;
 mod docs;
+mod faults;
 mod health;
 mod members;
 mod messages;
