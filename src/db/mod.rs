@@ -63,6 +63,8 @@ pub struct Db {
     /// How the pool connects, kept for connections that must not be pooled (`LISTEN`).
     pg: Arc<tokio_postgres::Config>,
     max_size: u32,
+    /// How long getting a connection may take, pooled or not.
+    timeout: Duration,
 }
 
 /// The pool's most recent failure to connect, so that "timed out waiting for a connection"
@@ -116,11 +118,17 @@ impl Db {
             last_error,
             pg: Arc::new(pg),
             max_size: size,
+            timeout,
         }
     }
 
     /// A connection of its own, outside the pool: pooled connections drop notifications, so
     /// `LISTEN` needs one. The caller must poll the returned `Connection`.
+    ///
+    /// Bounded by the pool's timeout as a whole: tokio-postgres's `connect_timeout` covers only
+    /// opening the socket, and a server that takes the socket but never answers the startup
+    /// (a hung postmaster accepts into its backlog) would otherwise hold the caller for good —
+    /// the message writers, and so every send, included.
     pub async fn connect_dedicated(
         &self,
     ) -> Result<
@@ -130,10 +138,13 @@ impl Db {
         ),
         Error,
     > {
-        self.pg
-            .connect(NoTls)
-            .await
-            .map_err(|e| Error::Unavailable(format!("database connection failed: {e}")))
+        match tokio::time::timeout(self.timeout, self.pg.connect(NoTls)).await {
+            Ok(connected) => connected.map_err(|e| Error::Unavailable(format!("database connection failed: {e}"))),
+            Err(_) => Err(Error::Unavailable(format!(
+                "database connection failed: no answer within {:?}",
+                self.timeout
+            ))),
+        }
     }
 
     /// A pooled connection, or `Error::Unavailable` if none can be had in time.
