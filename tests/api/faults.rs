@@ -510,3 +510,118 @@ async fn faults_sigterm_closes_sockets_with_going_away_finishes_in_flight_reques
         .get(0);
     assert_eq!(stored, 1);
 }
+
+/// Sends SIGCONT to a process it was given stopped, when dropped: a failing test never leaves
+/// a frozen postmaster behind.
+struct Frozen(Pid);
+
+impl Frozen {
+    fn postmaster(cluster: &OwnCluster) -> Self {
+        let pid_file = std::fs::read_to_string(cluster.pg.pgdata().join("postmaster.pid")).unwrap();
+        let pid = Pid::from_raw(pid_file.lines().next().unwrap().trim().parse().unwrap());
+        kill(pid, Signal::SIGSTOP).unwrap();
+        Self(pid)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = kill(self.0, Signal::SIGCONT);
+    }
+}
+
+#[tokio::test]
+async fn faults_postgresql_frozen_sends_are_answered_unavailable_not_left_hanging() {
+    let cluster = OwnCluster::start().await;
+    let db = Arc::new(cluster.db());
+    let dir = scratch_dir();
+    let mut server = serve_child(
+        &db.url,
+        dir.path(),
+        any_port(),
+        &[("CHATD_DATABASE__CONNECT_TIMEOUT_SECS", "1")],
+    );
+    let app = TestApp::over(server.addr, db.clone());
+    let alice = app.user("alice").await;
+    let room = app.room(&alice, "lobby", "public").await;
+    let mut ws = app.ws(&alice).await;
+    let ack = ws.request(send(&room, "first", "c1"), "c1").await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+
+    // The postmaster hangs (stopped here; swapped out or wedged in life): it takes connections
+    // into its socket's backlog and never answers them. The server's connections are cut
+    // through one opened before, so that the next send needs a new one.
+    let admin = db.client().await;
+    let frozen = Frozen::postmaster(&cluster);
+    let cut: i64 = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(cut > 0, "the server was connected");
+    let deadline = Instant::now() + WS_WAIT;
+    loop {
+        let left: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if left == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{left} connections survived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The server's clients see their sockets closed at once; give them a moment to run.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Each send is answered, whether its writer has yet to find its connection gone or has to
+    // open a new one.
+    for id in ["c2", "c3"] {
+        let reply = ws.request(send(&room, "frozen", id), id).await;
+        assert_eq!(
+            (&reply["type"], code_of(&reply)),
+            (&json!("error"), "unavailable"),
+            "{reply}"
+        );
+    }
+    let (status, body) = app
+        .call(
+            "POST",
+            &format!("/api/v1/rooms/{room}/messages"),
+            Some(&alice),
+            Some(json!({"body": "frozen", "client_msg_id": "c4"})),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (503, "unavailable"), "{body}");
+    let pong = ws.request(json!({"type": "ping"}), "alive").await;
+    assert_eq!(pong["type"], "pong", "{pong}");
+
+    // Thawed: the same sends go through.
+    drop(frozen);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ack = loop {
+        let reply = ws.request(send(&room, "frozen", "c2"), "c2").await;
+        if reply["type"] == "ack" || Instant::now() > deadline {
+            break reply;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        (&ack["type"], ack["message"]["seq"].as_i64()),
+        (&json!("ack"), Some(2)),
+        "{ack}"
+    );
+    drop(admin);
+    kill(Pid::from_raw(server.child.id() as i32), Signal::SIGTERM).unwrap();
+    let status = server.exited_within(Duration::from_secs(30));
+    let log = server.log();
+    assert!(status.success(), "{status:?}: {log}");
+    assert!(!log.contains("panicked"), "{log}");
+}
