@@ -92,7 +92,8 @@ pub struct DatabaseConfig {
     pub url: Option<String>,
     /// Maximum pooled connections.
     pub pool_size: u32,
-    /// Seconds to wait for a pooled connection before answering 503.
+    /// Seconds to wait for a database connection (pooled, or a writer's or the listener's
+    /// own) before answering 503.
     pub connect_timeout_secs: u64,
     /// Apply pending migrations when `serve` starts.
     pub auto_migrate: bool,

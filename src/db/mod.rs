@@ -63,6 +63,8 @@ pub struct Db {
     /// How the pool connects, kept for connections that must not be pooled (`LISTEN`).
     pg: Arc<tokio_postgres::Config>,
     max_size: u32,
+    /// How long getting a connection may take, pooled or not.
+    timeout: Duration,
 }
 
 /// The pool's most recent failure to connect, so that "timed out waiting for a connection"
@@ -116,11 +118,17 @@ impl Db {
             last_error,
             pg: Arc::new(pg),
             max_size: size,
+            timeout,
         }
     }
 
     /// A connection of its own, outside the pool: pooled connections drop notifications, so
     /// `LISTEN` needs one. The caller must poll the returned `Connection`.
+    ///
+    /// Bounded by the pool's timeout as a whole: tokio-postgres's `connect_timeout` covers only
+    /// opening the socket, and a server that takes the socket but never answers the startup
+    /// (a hung postmaster accepts into its backlog) would otherwise hold the caller for good —
+    /// the message writers, and so every send, included.
     pub async fn connect_dedicated(
         &self,
     ) -> Result<
@@ -130,10 +138,13 @@ impl Db {
         ),
         Error,
     > {
-        self.pg
-            .connect(NoTls)
-            .await
-            .map_err(|e| Error::Unavailable(format!("database connection failed: {e}")))
+        match tokio::time::timeout(self.timeout, self.pg.connect(NoTls)).await {
+            Ok(connected) => connected.map_err(|e| Error::Unavailable(format!("database connection failed: {e}"))),
+            Err(_) => Err(Error::Unavailable(format!(
+                "database connection failed: no answer within {:?}",
+                self.timeout
+            ))),
+        }
     }
 
     /// A pooled connection, or `Error::Unavailable` if none can be had in time.
@@ -343,7 +354,37 @@ impl Database {
     }
 }
 
-/// `true` for errors that mean "the database is not there", as opposed to a bad query.
+/// `true` for errors that mean "the database is not there", as opposed to a bad query: a lost
+/// connection, or what PostgreSQL answers as it goes away or before it is back (see
+/// [`sqlstate_is_unavailable`]).
 pub fn is_connection_error(e: &tokio_postgres::Error) -> bool {
-    e.is_closed() || e.code().is_none() && e.as_db_error().is_none()
+    match e.code() {
+        _ if e.is_closed() => true,
+        Some(state) => sqlstate_is_unavailable(state.code()),
+        None => e.as_db_error().is_none(),
+    }
+}
+
+/// SQLSTATEs that say the server is unavailable, not that the query is wrong: class 08
+/// (connection exception) and 57P01–57P03 (shutting down, crashed, not accepting connections
+/// yet). A query in flight when PostgreSQL is stopped fails with 57P01, not with a closed
+/// connection; that is a moment to retry (503), not a server bug (500).
+fn sqlstate_is_unavailable(state: &str) -> bool {
+    state.starts_with("08") || matches!(state, "57P01" | "57P02" | "57P03")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlstate_is_unavailable;
+
+    #[test]
+    fn shutdown_and_connection_sqlstates_are_unavailable_query_errors_are_not() {
+        for state in ["57P01", "57P02", "57P03", "08000", "08006", "08P01"] {
+            assert!(sqlstate_is_unavailable(state), "{state}");
+        }
+        // Cancelled, a dropped database, a deadlock, a duplicate key, bad input.
+        for state in ["57014", "57P04", "40P01", "23505", "22P02"] {
+            assert!(!sqlstate_is_unavailable(state), "{state}");
+        }
+    }
 }

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::cli::{chatd, wait_for_listen};
-use crate::helpers::{scratch_dir, test_config, TestApp, WsClient, WS_WAIT};
+use crate::helpers::{
+    next_frame, scratch_dir, send_frame, serve_child, try_connect, writer, Serving, Tally, TestApp, WsClient, WS_WAIT,
+};
 use chatd::config::BusKind;
 
 /// Two nodes of one cluster: `a` and `b`.
@@ -38,33 +39,6 @@ async fn alice_and_bob(a: &TestApp, b: &TestApp, name: &str) -> (String, String,
 
 fn send(room: &str, body: &str, cmid: &str) -> Value {
     json!({"type": "send", "room_id": room, "body": body, "client_msg_id": cmid})
-}
-
-impl WsClient {
-    /// The next `count` messages of `room`: they must be seqs `from`, `from + 1`, … in order.
-    async fn messages_from(&mut self, room: &str, from: i64, count: i64) -> Vec<Value> {
-        let mut got = Vec::new();
-        for seq in from..from + count {
-            let m = self.next_of("message").await;
-            assert_eq!(m["room_id"], room, "{m}");
-            assert_eq!(m["seq"], seq, "in order, no gap, no repeat: {m}");
-            got.push(m);
-        }
-        got
-    }
-
-    /// Nothing more is on its way: a ping's pong arrives with no message before it (one that
-    /// was sent twice would be queued ahead of the pong).
-    async fn nothing_more(&mut self) {
-        self.send(json!({"type": "ping", "id": "last"})).await;
-        loop {
-            let f = self.next().await;
-            assert_ne!(f["type"], "message", "an extra message: {f}");
-            if f["type"] == "pong" {
-                return;
-            }
-        }
-    }
 }
 
 #[tokio::test]
@@ -379,28 +353,22 @@ async fn a_node_taken_for_dead_registers_again_with_its_users() {
 }
 
 /// `chatd serve` as a child process on the app's database, a node of its cluster.
-fn child_node(app: &TestApp, dir: &std::path::Path) -> (std::process::Child, String) {
-    let secret = test_config(dir.to_path_buf()).auth.jwt_secret.unwrap();
-    let mut cmd = chatd(dir, Some(&app.db.url), &["serve", "--bind", "127.0.0.1:0"]);
-    cmd.env("CHATD_CLUSTER__BUS", "postgres")
-        .env("CHATD_CLUSTER__HEARTBEAT_SECS", "1")
-        .env("CHATD_CLUSTER__NODE_TIMEOUT_SECS", "3")
-        .env("CHATD_AUTH__JWT_SECRET", secret)
-        .env("CHATD_LIMITS__MESSAGES_PER_SEC", "0")
-        .env("RUST_LOG", "info")
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn chatd serve");
-    let (addr, _log) = wait_for_listen(child.stderr.take().unwrap());
-    (child, addr)
+fn child_node(app: &TestApp, dir: &std::path::Path) -> Serving {
+    let env = [
+        ("CHATD_CLUSTER__BUS", "postgres"),
+        ("CHATD_CLUSTER__HEARTBEAT_SECS", "1"),
+        ("CHATD_CLUSTER__NODE_TIMEOUT_SECS", "3"),
+    ];
+    serve_child(&app.db.url, dir, "127.0.0.1:0".parse().unwrap(), &env)
 }
 
 #[tokio::test]
 async fn a_node_killed_with_sigkill_leaves_the_others_serving_and_loses_nothing() {
     let a = TestApp::spawn_with(fast).await;
     let dir = scratch_dir();
-    let (mut child, addr) = child_node(&a, dir.path());
+    let mut node = child_node(&a, dir.path());
     // The same test helpers, pointed at the child node.
-    let c = TestApp::at(&a, addr.parse().unwrap());
+    let c = TestApp::at(&a, node.addr);
 
     let (alice, bob, room) = alice_and_bob(&a, &a, "lobby").await;
     let mut alice_on_a = a.ws(&alice).await;
@@ -419,8 +387,8 @@ async fn a_node_killed_with_sigkill_leaves_the_others_serving_and_loses_nothing(
         acked.insert(ack["message"]["seq"].as_i64().unwrap(), format!("m{i}"));
     }
     let seen = bob_on_c.messages_from(&room, 1, 10).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    node.child.kill().unwrap();
+    node.child.wait().unwrap();
     for i in 21..=30 {
         let ack = alice_on_a
             .request(send(&room, &format!("m{i}"), &format!("c{i}")), &format!("s{i}"))
@@ -450,38 +418,6 @@ async fn a_node_killed_with_sigkill_leaves_the_others_serving_and_loses_nothing(
     let admin = a.admin("root").await;
     let stats: Value = a.expect(200, "GET", "/api/v1/admin/stats", Some(&admin), None).await;
     assert_eq!(stats["totals"]["nodes"], 1, "{stats}");
-}
-
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// A WebSocket to `addr` as `token`, or `None` if the node does not answer.
-async fn try_connect(addr: std::net::SocketAddr, token: &str) -> Option<Socket> {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-    let mut req = format!("ws://{addr}/api/v1/ws").into_client_request().unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let connected = tokio::time::timeout(WS_WAIT, tokio_tungstenite::connect_async(req)).await;
-    connected.ok()?.ok().map(|(s, _)| s)
-}
-
-/// The next JSON frame, or `None` once the connection is gone.
-async fn next_frame(ws: &mut Socket) -> Option<Value> {
-    use futures_util::StreamExt as _;
-    use tokio_tungstenite::tungstenite::Message;
-    loop {
-        match tokio::time::timeout(WS_WAIT, ws.next()).await.ok()?? {
-            Ok(Message::Text(t)) => return serde_json::from_str(&t).ok(),
-            Ok(Message::Close(_)) | Err(_) => return None,
-            Ok(_) => continue,
-        }
-    }
-}
-
-async fn send_frame(ws: &mut Socket, frame: Value) -> bool {
-    use futures_util::SinkExt as _;
-    ws.send(tokio_tungstenite::tungstenite::Message::text(frame.to_string()))
-        .await
-        .is_ok()
 }
 
 /// A client that reads `room` from node `nodes[start]`; when its node goes away it moves to the
@@ -531,68 +467,13 @@ async fn reader(
     unreachable!()
 }
 
-/// A client that sends `count` messages in bursts from node `nodes[start]`; when its node goes
-/// away it moves to the next one and sends again every message not yet acked, with the same
-/// `client_msg_id`. Returns each message's body with its acked seq.
-async fn writer(
-    nodes: Vec<std::net::SocketAddr>,
-    start: usize,
-    token: String,
-    room: String,
-    name: String,
-    count: usize,
-    acked_total: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-) -> HashMap<String, i64> {
-    let bodies: Vec<String> = (0..count).map(|i| format!("{name}-{i}")).collect();
-    let mut acked: HashMap<String, i64> = HashMap::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for i in start.. {
-        assert!(Instant::now() < deadline, "the writer never finished");
-        let Some(mut ws) = try_connect(nodes[i % nodes.len()], &token).await else {
-            continue;
-        };
-        let todo: Vec<String> = bodies.iter().filter(|b| !acked.contains_key(*b)).cloned().collect();
-        let mut broken = false;
-        let take = |f: Value, acked: &mut HashMap<String, i64>| {
-            assert_ne!(f["type"], "error", "{f}");
-            if f["type"] == "ack" {
-                let body = f["id"].as_str().unwrap().to_owned();
-                let seq = f["message"]["seq"].as_i64().unwrap();
-                if let Some(earlier) = acked.insert(body, seq) {
-                    assert_eq!(earlier, seq, "one message, one seq: {f}");
-                }
-                acked_total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-        };
-        for burst in todo.chunks(10) {
-            for body in burst {
-                let frame = json!({"type": "send", "id": body, "room_id": room, "body": body, "client_msg_id": body});
-                broken |= !send_frame(&mut ws, frame).await;
-            }
-            tokio::time::sleep(Duration::from_millis(40)).await;
-            // The acks that have arrived meanwhile.
-            while let Some(Some(f)) = futures_util::FutureExt::now_or_never(next_frame(&mut ws)) {
-                take(f, &mut acked);
-            }
-        }
-        while !broken && acked.len() < count {
-            let Some(f) = next_frame(&mut ws).await else { break };
-            take(f, &mut acked);
-        }
-        if acked.len() == count {
-            return acked;
-        }
-    }
-    unreachable!()
-}
-
 #[tokio::test]
 async fn three_nodes_one_killed_mid_flood_every_acked_message_reaches_every_reader_once() {
     let a = TestApp::spawn_with(fast).await;
     let b = a.spawn_node(fast).await;
     let dir = scratch_dir();
-    let (mut child, addr) = child_node(&a, dir.path());
-    let nodes = vec![a.addr, b.addr, addr.parse().unwrap()];
+    let mut node = child_node(&a, dir.path());
+    let nodes = vec![a.addr, b.addr, node.addr];
 
     let owner = a.user("owner").await;
     let room = a.room(&owner, "flood", "public").await;
@@ -622,7 +503,7 @@ async fn three_nodes_one_killed_mid_flood_every_acked_message_reaches_every_read
         ready_rx.recv().await.expect("every reader subscribed");
     }
     const EACH: usize = 100;
-    let acked_total = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let tally = std::sync::Arc::new(Tally::default());
     let writers: Vec<_> = (0..3)
         .map(|i| {
             tokio::spawn(writer(
@@ -632,18 +513,18 @@ async fn three_nodes_one_killed_mid_flood_every_acked_message_reaches_every_read
                 room.clone(),
                 format!("w{i}"),
                 EACH,
-                acked_total.clone(),
+                tally.clone(),
             ))
         })
         .collect();
     // The third node dies (SIGKILL) with about a third of the flood acked.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while acked_total.load(std::sync::atomic::Ordering::Relaxed) < EACH && Instant::now() < deadline {
+    while tally.acked.load(std::sync::atomic::Ordering::Relaxed) < EACH && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let killed_at = acked_total.load(std::sync::atomic::Ordering::Relaxed);
+    node.child.kill().unwrap();
+    node.child.wait().unwrap();
+    let killed_at = tally.acked.load(std::sync::atomic::Ordering::Relaxed);
     assert!(killed_at < 3 * EACH, "the node died mid-flood ({killed_at} acked)");
 
     let mut acked: HashMap<i64, String> = HashMap::new();

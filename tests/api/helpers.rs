@@ -5,11 +5,13 @@
 //! chatd itself uses, and stops it at exit. Either way every test gets its own database,
 //! cloned from a template that was migrated once per process, and drops it when done.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use std::time::Instant;
 
 use chatd::app::Application;
 use chatd::config::Config;
@@ -169,7 +171,8 @@ pub struct TestDb {
     pub config: tokio_postgres::Config,
     /// A connection string for child processes (`CHATD_DATABASE__URL`).
     pub url: String,
-    admin: tokio_postgres::Config,
+    /// Where to drop it from; `None` for a database this harness does not own.
+    admin: Option<tokio_postgres::Config>,
 }
 
 impl TestDb {
@@ -202,7 +205,18 @@ impl TestDb {
             name,
             config,
             url,
-            admin: server.base.clone(),
+            admin: Some(server.base.clone()),
+        }
+    }
+
+    /// A database on a server the test runs itself (a cluster it stops and starts); left
+    /// alone when dropped.
+    pub fn external(config: tokio_postgres::Config, url: String) -> Self {
+        Self {
+            name: config.get_dbname().unwrap_or_default().to_owned(),
+            config,
+            url,
+            admin: None,
         }
     }
 
@@ -213,7 +227,10 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let Some(admin) = self.admin.clone() else {
+            return;
+        };
+        let name = self.name.clone();
         // Drop runs inside the test's runtime: do the blocking work on a thread of its own.
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -286,13 +303,18 @@ impl TestApp {
         .await
     }
 
-    async fn spawn_on(db: Arc<TestDb>, tweak: impl FnOnce(&mut Config)) -> Self {
+    /// A server on `db` (which may be shared with other servers).
+    pub async fn spawn_on(db: Arc<TestDb>, tweak: impl FnOnce(&mut Config)) -> Self {
         let data_dir = scratch_dir();
         let mut config = test_config(data_dir.path().to_path_buf());
         tweak(&mut config);
         config.validate().expect("test config is valid");
         let config = Arc::new(config);
-        let pool = Db::new(db.config.clone(), config.database.pool_size, Duration::from_secs(5));
+        let pool = Db::new(
+            db.config.clone(),
+            config.database.pool_size,
+            Duration::from_secs(config.database.connect_timeout_secs),
+        );
         let app = Application::build(config.clone(), pool).await.expect("build app");
         let addr = app.local_addr();
         let metrics_addr = app.metrics_addr();
@@ -340,6 +362,24 @@ impl TestApp {
         Self {
             http,
             ..self.at(self.addr)
+        }
+    }
+
+    /// The same helpers for a server started otherwise (a child process) at `addr`, on `db`.
+    pub fn over(addr: SocketAddr, db: Arc<TestDb>) -> Self {
+        let data_dir = scratch_dir();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Self {
+            addr,
+            metrics_addr: None,
+            http,
+            db,
+            config: Arc::new(test_config(data_dir.path().to_path_buf())),
+            shutdown: None,
+            _data_dir: data_dir,
         }
     }
 
@@ -687,6 +727,31 @@ impl WsClient {
         reply
     }
 
+    /// The next `count` messages of `room`: they must be seqs `from`, `from + 1`, … in order.
+    pub async fn messages_from(&mut self, room: &str, from: i64, count: i64) -> Vec<Value> {
+        let mut got = Vec::new();
+        for seq in from..from + count {
+            let m = self.next_of("message").await;
+            assert_eq!(m["room_id"], room, "{m}");
+            assert_eq!(m["seq"], seq, "in order, no gap, no repeat: {m}");
+            got.push(m);
+        }
+        got
+    }
+
+    /// Nothing more is on its way: a ping's pong arrives with no message before it (one that
+    /// was sent twice would be queued ahead of the pong).
+    pub async fn nothing_more(&mut self) {
+        self.send(json!({"type": "ping", "id": "last"})).await;
+        loop {
+            let f = self.next().await;
+            assert_ne!(f["type"], "message", "an extra message: {f}");
+            if f["type"] == "pong" {
+                return;
+            }
+        }
+    }
+
     /// The close code and reason the server ends with (skipping frames before it).
     pub async fn closed(&mut self) -> (u16, String) {
         use futures_util::StreamExt as _;
@@ -703,5 +768,162 @@ impl WsClient {
                 None => panic!("the connection ended without a close frame"),
             }
         }
+    }
+}
+
+pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket to `addr` as `token`, or `None` if the node does not answer.
+pub async fn try_connect(addr: SocketAddr, token: &str) -> Option<Socket> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut req = format!("ws://{addr}/api/v1/ws").into_client_request().unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let connected = tokio::time::timeout(WS_WAIT, tokio_tungstenite::connect_async(req)).await;
+    connected.ok()?.ok().map(|(s, _)| s)
+}
+
+/// The next JSON frame, or `None` once the connection is gone.
+pub async fn next_frame(ws: &mut Socket) -> Option<Value> {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(WS_WAIT, ws.next()).await.ok()?? {
+            Ok(Message::Text(t)) => return serde_json::from_str(&t).ok(),
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => continue,
+        }
+    }
+}
+
+pub async fn send_frame(ws: &mut Socket, frame: Value) -> bool {
+    use futures_util::SinkExt as _;
+    ws.send(tokio_tungstenite::tungstenite::Message::text(frame.to_string()))
+        .await
+        .is_ok()
+}
+
+/// What the `writer`s of one test have been answered so far.
+#[derive(Default)]
+pub struct Tally {
+    /// Acks received (a resent message acked again counts twice).
+    pub acked: std::sync::atomic::AtomicUsize,
+    /// Acks with `duplicate: true`: resends of a message that had been stored after all.
+    pub duplicates: std::sync::atomic::AtomicUsize,
+}
+
+/// A client that sends `count` messages in bursts from node `nodes[start]`; when its node goes
+/// away it moves to the next one (or, with one node, waits for it to come back) and sends
+/// again every message not yet acked, with the same `client_msg_id`; no send may be refused.
+/// Returns each message's body with its acked seq.
+pub async fn writer(
+    nodes: Vec<SocketAddr>,
+    start: usize,
+    token: String,
+    room: String,
+    name: String,
+    count: usize,
+    tally: Arc<Tally>,
+) -> HashMap<String, i64> {
+    let bodies: Vec<String> = (0..count).map(|i| format!("{name}-{i}")).collect();
+    let mut acked: HashMap<String, i64> = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for i in start.. {
+        assert!(Instant::now() < deadline, "the writer never finished");
+        let Some(mut ws) = try_connect(nodes[i % nodes.len()], &token).await else {
+            // Not listening (yet): a moment before the next node, or the same one again.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let todo: Vec<String> = bodies.iter().filter(|b| !acked.contains_key(*b)).cloned().collect();
+        let mut broken = false;
+        let take = |f: Value, acked: &mut HashMap<String, i64>| {
+            assert_ne!(f["type"], "error", "{f}");
+            if f["type"] == "ack" {
+                let body = f["id"].as_str().unwrap().to_owned();
+                let seq = f["message"]["seq"].as_i64().unwrap();
+                if let Some(earlier) = acked.insert(body, seq) {
+                    assert_eq!(earlier, seq, "one message, one seq: {f}");
+                }
+                tally.acked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if f["duplicate"] == true {
+                    tally.duplicates.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        };
+        for burst in todo.chunks(10) {
+            for body in burst {
+                let frame = json!({"type": "send", "id": body, "room_id": room, "body": body, "client_msg_id": body});
+                broken |= !send_frame(&mut ws, frame).await;
+            }
+            tokio::time::sleep(Duration::from_millis(40)).await;
+            // The acks that have arrived meanwhile.
+            while let Some(Some(f)) = futures_util::FutureExt::now_or_never(next_frame(&mut ws)) {
+                take(f, &mut acked);
+            }
+        }
+        while !broken && acked.len() < count {
+            let Some(f) = next_frame(&mut ws).await else { break };
+            take(f, &mut acked);
+        }
+        if acked.len() == count {
+            return acked;
+        }
+    }
+    unreachable!()
+}
+
+/// `chatd serve` (the built binary) as a child process on the database at `db_url`, listening
+/// on `bind`, with the tests' JWT secret, no send rate limit and `env` on top.
+pub struct Serving {
+    /// SIGTERMed (then SIGKILLed) if still running when dropped.
+    pub child: crate::cli::ChildGuard,
+    pub addr: SocketAddr,
+    log: Option<std::thread::JoinHandle<String>>,
+}
+
+pub fn serve_child(db_url: &str, dir: &Path, bind: SocketAddr, env: &[(&str, &str)]) -> Serving {
+    let secret = test_config(dir.to_path_buf()).auth.jwt_secret.unwrap();
+    let bind = bind.to_string();
+    let mut cmd = crate::cli::chatd(dir, Some(db_url), &["serve", "--bind", &bind]);
+    cmd.env("CHATD_AUTH__JWT_SECRET", secret)
+        .env("CHATD_LIMITS__MESSAGES_PER_SEC", "0")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    let mut child = crate::cli::ChildGuard(cmd.spawn().expect("spawn chatd serve"));
+    let (addr, log) = crate::cli::wait_for_listen(child.stderr.take().unwrap());
+    Serving {
+        child,
+        addr: addr.parse().expect("serve logs the address it listens on"),
+        log: Some(log),
+    }
+}
+
+impl Serving {
+    /// Waits at most `limit` for the process to exit; returns its status.
+    pub fn exited_within(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "chatd serve still runs after {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything it wrote to stderr; call once it has exited.
+    pub fn log(&mut self) -> String {
+        self.log
+            .take()
+            .map(|reader| reader.join().unwrap_or_default())
+            .unwrap_or_default()
     }
 }

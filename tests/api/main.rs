@@ -9,6 +9,7 @@ mod bench;
 mod cli;
 mod cluster;
 mod docs;
+mod faults;
 mod health;
 mod limits;
 mod members;
