@@ -314,8 +314,23 @@ impl Config {
         Self::load_from(file, Env::prefixed("CHATD_"))
     }
 
+    /// Defaults < the TOML text of a config file, without the environment: the file layer of
+    /// `load`, for callers (and the fuzzer, fuzz/) that hold the text rather than a path.
+    /// Like `load`, it does not `validate`.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        Self::extract(Self::defaults().merge(Toml::string(text)))
+    }
+
+    fn defaults() -> Figment {
+        Figment::from(Serialized::defaults(Config::default()))
+    }
+
+    fn extract(figment: Figment) -> Result<Self, ConfigError> {
+        figment.extract().map_err(describe_figment_error)
+    }
+
     fn load_from(file: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        let mut figment = Self::defaults();
         match file {
             Some(path) => {
                 if !path.is_file() {
@@ -355,8 +370,7 @@ impl Config {
             };
             figment = figment.merge(Serialized::default(key, value));
         }
-        let config: Config = figment.extract().map_err(describe_figment_error)?;
-        Ok(config)
+        Self::extract(figment)
     }
 
     /// Semantic checks that types alone cannot express.
@@ -636,6 +650,21 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
         let from_file: Config = Figment::from(Toml::file_exact(&path)).extract().unwrap();
         assert_eq!(from_file, Config::default());
+    }
+
+    #[test]
+    fn toml_text_loads_over_the_defaults_and_errors_stay_on_one_line() {
+        let c = Config::from_toml_str("[ws]\nheartbeat_secs = 7\n").unwrap();
+        assert_eq!(c.ws.heartbeat_secs, 7);
+        assert_eq!(c.server, Config::default().server);
+        let err = Config::from_toml_str("[ws]\nheartbeat_secs = \n")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains('\n'), "{err}");
+        let err = Config::from_toml_str("[ws]\nhearbeat_secs = 7\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("hearbeat_secs"), "{err}");
     }
 
     #[test]
