@@ -827,4 +827,42 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn trusted_proxies_and_cors_origins_come_from_the_environment_and_are_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CHATD_SERVER__TRUSTED_PROXIES", r#"["10.0.0.0/8", "::1"]"#);
+            jail.set_env("CHATD_LIMITS__REGISTRATIONS_PER_IP_PER_HOUR", "0");
+            let c = Config::load(None).unwrap();
+            c.validate().unwrap();
+            let nets = c.trusted_proxies().unwrap();
+            assert!(nets[0].contains(&"10.9.8.7".parse::<std::net::IpAddr>().unwrap()));
+            assert!(nets[1].contains(&"::1".parse::<std::net::IpAddr>().unwrap()));
+            assert_eq!(c.limits.registrations_per_ip_per_hour, 0);
+            Ok(())
+        });
+        let refused = |tweak: &dyn Fn(&mut Config)| {
+            let mut c = Config::default();
+            tweak(&mut c);
+            c.validate().unwrap_err().to_string()
+        };
+        assert!(
+            refused(&|c| c.server.trusted_proxies = vec!["proxy.internal".into()]).contains("server.trusted_proxies")
+        );
+        for bad in [
+            "chat.example.com",
+            "https://chat.example.com/",
+            "https://chat.example.com/app",
+            "ftp://x.example",
+        ] {
+            let e = refused(&|c| c.server.cors_allowed_origins = vec![bad.into()]);
+            assert!(e.contains("server.cors_allowed_origins"), "{bad}: {e}");
+        }
+        let mut c = Config::default();
+        c.server.cors_allowed_origins = vec!["https://chat.example.com".into(), "http://localhost:5173".into()];
+        c.validate().unwrap();
+        assert!(refused(&|c| c.server.header_read_timeout_secs = 0).contains("server.header_read_timeout_secs"));
+        assert!(refused(&|c| c.limits.login_max_backoff_secs = 0).contains("limits.login_max_backoff_secs"));
+        assert!(refused(&|c| c.server.content_security_policy = "a\nb".into()).contains("content_security_policy"));
+    }
 }
