@@ -6,12 +6,13 @@ use tracing_subscriber::EnvFilter;
 use crate::config::{LogConfig, LogFormat};
 
 /// Directives added to the operator's filter unless it names the target itself:
-/// - warp logs every malformed HTTP connection (bad Content-Length, over-long URI…) at ERROR:
-///   those are the client's errors, and any client could flood the log with them.
+/// - tokio-postgres logs every statement's parameters at DEBUG: password hashes, refresh-token
+///   hashes, message bodies. `debug` is for chatd's own diagnostics; a log must never hold a
+///   credential (docs/security.md). Naming `tokio_postgres=debug` explicitly still shows them.
 /// - warp's request tracing logs every 4xx answer at WARN; `chatd::http` already logs each
 ///   request with its status at INFO, and a client's mistake is not the operator's warning.
 ///   Its ERROR lines (5xx) stay.
-const QUIET: [(&str, &str); 2] = [("warp::server::run", "off"), ("warp::filters::trace", "error")];
+const QUIET: [(&str, &str); 2] = [("tokio_postgres", "info"), ("warp::filters::trace", "error")];
 
 pub fn init(log: &LogConfig) {
     let mut spec = std::env::var("RUST_LOG")

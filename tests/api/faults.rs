@@ -14,7 +14,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
 
-use crate::helpers::{code, scratch_dir, serve_child, writer, Tally, TestApp, TestDb, WS_WAIT};
+use crate::helpers::{code, scratch_dir, serve_child, writer, Serving, Tally, TestApp, TestDb, WS_WAIT};
 
 /// Port 0: any free port.
 fn any_port() -> SocketAddr {
@@ -46,6 +46,20 @@ impl OwnCluster {
         .expect("prepare a cluster of the test's own");
         pg.start().await.expect("start the test's own cluster");
         Self { pg, _dir: dir }
+    }
+
+    /// A `chatd serve` child on this cluster, with a one-second connect timeout (what needs the
+    /// database is refused within about that), and the test helpers for it.
+    fn serve(&self, dir: &std::path::Path) -> (Arc<TestDb>, Serving, TestApp) {
+        let db = Arc::new(self.db());
+        let server = serve_child(
+            &db.url,
+            dir,
+            any_port(),
+            &[("CHATD_DATABASE__CONNECT_TIMEOUT_SECS", "1")],
+        );
+        let app = TestApp::over(server.addr, db.clone());
+        (db, server, app)
     }
 
     /// Its `chatd` database (chatd migrates it at start).
@@ -151,16 +165,8 @@ fn by_seq(history: &[Value]) -> Vec<(i64, String)> {
 #[tokio::test]
 async fn faults_postgresql_stopped_under_a_live_server_is_unavailable_then_recovers_losing_nothing() {
     let cluster = OwnCluster::start().await;
-    let db = Arc::new(cluster.db());
     let dir = scratch_dir();
-    // A one-second connect timeout: what needs the database is refused within about that.
-    let mut server = serve_child(
-        &db.url,
-        dir.path(),
-        any_port(),
-        &[("CHATD_DATABASE__CONNECT_TIMEOUT_SECS", "1")],
-    );
-    let app = TestApp::over(server.addr, db.clone());
+    let (db, mut server, app) = cluster.serve(dir.path());
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let room = app.room(&alice, "lobby", "public").await;
@@ -533,15 +539,8 @@ impl Drop for Frozen {
 #[tokio::test]
 async fn faults_postgresql_frozen_sends_are_answered_unavailable_not_left_hanging() {
     let cluster = OwnCluster::start().await;
-    let db = Arc::new(cluster.db());
     let dir = scratch_dir();
-    let mut server = serve_child(
-        &db.url,
-        dir.path(),
-        any_port(),
-        &[("CHATD_DATABASE__CONNECT_TIMEOUT_SECS", "1")],
-    );
-    let app = TestApp::over(server.addr, db.clone());
+    let (db, mut server, app) = cluster.serve(dir.path());
     let alice = app.user("alice").await;
     let room = app.room(&alice, "lobby", "public").await;
     let mut ws = app.ws(&alice).await;

@@ -271,6 +271,15 @@ pub fn test_config(data_dir: PathBuf) -> Config {
     c
 }
 
+/// The tests' HTTP client, connecting from `local` (a loopback address) when given.
+fn http_client(local: Option<std::net::IpAddr>) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .local_address(local)
+        .build()
+        .unwrap()
+}
+
 /// A running chatd on loopback with its own database.
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -322,14 +331,10 @@ impl TestApp {
         tokio::spawn(app.run_until(async move {
             let _ = rx.await;
         }));
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
         Self {
             addr,
             metrics_addr,
-            http,
+            http: http_client(None),
             db,
             config,
             shutdown: Some(tx),
@@ -354,13 +359,8 @@ impl TestApp {
     /// The same server, called from another loopback address (127.0.0.0/8 is all loopback):
     /// another client as far as per-address limits go.
     pub fn via_ip(&self, ip: &str) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .local_address(ip.parse::<std::net::IpAddr>().expect("an IP address"))
-            .build()
-            .unwrap();
         Self {
-            http,
+            http: http_client(Some(ip.parse().expect("an IP address"))),
             ..self.at(self.addr)
         }
     }
@@ -368,14 +368,10 @@ impl TestApp {
     /// The same helpers for a server started otherwise (a child process) at `addr`, on `db`.
     pub fn over(addr: SocketAddr, db: Arc<TestDb>) -> Self {
         let data_dir = scratch_dir();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
         Self {
             addr,
             metrics_addr: None,
-            http,
+            http: http_client(None),
             db,
             config: Arc::new(test_config(data_dir.path().to_path_buf())),
             shutdown: None,

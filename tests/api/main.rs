@@ -18,6 +18,7 @@ mod migrations;
 mod operator;
 mod room_cli;
 mod rooms;
+mod security;
 mod sessions;
 mod tui;
 mod users;
