@@ -6,14 +6,14 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// `GET /api/v1/admin/stats`: every live node, and the totals over them.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Stats {
     pub nodes: Vec<NodeStats>,
     pub totals: Totals,
 }
 
 /// One `chatd serve` process.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct NodeStats {
     /// A fresh id each time the process starts.
     pub node_id: Uuid,
@@ -54,7 +54,7 @@ pub struct NodeStats {
     pub message_rate_history: Vec<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct PoolStats {
     pub max_size: u32,
     /// Connections open (idle + in use).
@@ -63,7 +63,7 @@ pub struct PoolStats {
     pub in_use: u32,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Totals {
     pub nodes: u64,
     pub connections: u64,
@@ -78,7 +78,7 @@ pub struct Totals {
 pub type ConnectionPage = crate::page::Page<ConnectionInfo>;
 
 /// One live WebSocket connection.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ConnectionInfo {
     /// Unique on its node; `DELETE /api/v1/admin/connections/{id}` closes it.
     pub id: u64,
@@ -106,7 +106,7 @@ pub struct ConnectionInfo {
 /// messages in the last 10 minutes), by id.
 pub type RoomPage = crate::page::Page<RoomInfo>;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct RoomInfo {
     pub id: Uuid,
     /// None for a direct room.
@@ -126,14 +126,14 @@ pub struct RoomInfo {
 }
 
 /// A frame of `GET /api/v1/admin/stream` (WebSocket, text frames, one per interval).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StreamFrame {
     Snapshot(Snapshot),
 }
 
 /// Everything the console shows, at one moment.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Snapshot {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
@@ -147,7 +147,7 @@ pub struct Snapshot {
 }
 
 /// `DELETE /api/v1/admin/connections/{id}`'s optional body.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CloseRequest {
     /// Sent to the client in the close frame (`closed_by_admin: <reason>`), at most 100 bytes.

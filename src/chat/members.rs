@@ -17,7 +17,7 @@ use crate::page;
 use crate::users::Username;
 use tokio_postgres::GenericClient;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MemberView {
     pub username: String,
     pub display_name: Option<String>,
@@ -26,7 +26,7 @@ pub struct MemberView {
     pub joined_at: OffsetDateTime,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BanView {
     pub username: String,
     /// Who banned them; `null` for the operator or a deleted account.

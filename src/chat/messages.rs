@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 
 pub use crate::db::messages::HistoryPage;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct MessageView {
     pub id: Uuid,
     pub room_id: Uuid,
@@ -52,7 +52,7 @@ impl From<MessageRecord> for MessageView {
 }
 
 /// The caller's read marker in a room.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReadState {
     pub room_id: Uuid,
     pub last_read_seq: i64,

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::page;
 
 /// A room as a client sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RoomView {
     pub id: Uuid,
     /// `null` for direct rooms.

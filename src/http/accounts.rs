@@ -41,30 +41,30 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = wa
     register.or(login).unify().or(refresh).unify().or(logout).unify()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RegisterRequest {
+pub(super) struct RegisterRequest {
     username: String,
     password: String,
     display_name: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LoginRequest {
+pub(super) struct LoginRequest {
     username: String,
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RefreshRequest {
+pub(super) struct RefreshRequest {
     refresh_token: String,
 }
 
 /// Register, login and refresh all answer with the user and a fresh token pair.
-#[derive(Serialize)]
-struct AuthResponse {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct AuthResponse {
     user: User,
     #[serde(flatten)]
     tokens: TokenPair,

@@ -71,17 +71,17 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateRoom {
+pub(super) struct CreateRoom {
     name: String,
     topic: Option<String>,
     visibility: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PatchRoom {
+pub(super) struct PatchRoom {
     // `null` is told apart from absent so that it can be refused: a room always has a name
     // and a visibility.
     #[serde(default, deserialize_with = "double_option")]
@@ -92,9 +92,9 @@ struct PatchRoom {
     visibility: Option<Option<String>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct OpenDirect {
+pub(super) struct OpenDirect {
     username: String,
 }
 

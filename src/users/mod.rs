@@ -14,7 +14,7 @@ pub use types::*;
 use crate::db::users::UserRecord;
 
 /// A user as they see themselves (and as admins see them).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct User {
     pub id: Uuid,
     pub username: String,
@@ -46,7 +46,7 @@ impl From<&UserRecord> for User {
 }
 
 /// What anyone signed in may see of another user.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct PublicProfile {
     pub id: Uuid,
     pub username: String,

@@ -13,6 +13,7 @@ mod health;
 mod members;
 mod messages;
 mod migrations;
+mod openapi;
 mod operator;
 mod room_cli;
 mod rooms;
