@@ -95,10 +95,11 @@ fn routes_in_source() -> BTreeSet<Route> {
             }
             let mut methods = methods_in(statement);
             if methods.is_empty() {
-                let name = statement
-                    .trim_start()
-                    .strip_prefix("let ")
-                    .and_then(|s| s.split_once('='))
+                // The statement may begin with the end of what came before (a `fn` line).
+                let before = &statement[..statement.find("warp::path!(").unwrap_or(0)];
+                let name = before
+                    .rfind("let ")
+                    .and_then(|at| before[at + 4..].split_once('='))
                     .map(|(name, _)| name.trim().to_string());
                 if let Some(name) = name {
                     for other in &statements {
