@@ -17,6 +17,9 @@
 #   FUZZ_API_VENV       where the venv goes (default target/fuzz-api-venv)
 #   PYTHON              interpreter for the venv (default python3.11, else python3)
 #
+# Afterwards target/fuzz-api/ holds the server's log, a JUnit report and every request and
+# response (HAR).
+#
 # Exit status: 0 when every check passed; 1 when schemathesis found a failure or the server
 # could not be started; 2 on bad arguments.
 set -euo pipefail
@@ -67,6 +70,9 @@ else
 fi
 chatd="$PWD/target/$profile/chatd"
 
+# What is left to read afterwards: the server's log and schemathesis' reports.
+out=target/fuzz-api
+mkdir -p "$out"
 work=$(mktemp -d "${TMPDIR:-/tmp}/chatd-fuzz.XXXXXX")
 # The embedded cluster runs as the `postgres` account when we are root: it must reach the dir.
 chmod 755 "$work"
@@ -89,6 +95,7 @@ cleanup() {
         for _ in $(seq 1 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.2; done
         kill -KILL "$server_pid" 2>/dev/null || true
     fi
+    cp "$work/server.log" "$out/server.log" 2>/dev/null || true
     # Where the cluster went if the postgres account could not reach $work (see README).
     local cluster
     cluster=$(readlink "$work/data/postgres" 2>/dev/null || true)
@@ -112,32 +119,61 @@ for _ in $(seq 1 600); do
 done
 curl -fsS "$base/readyz" >/dev/null || { echo "fuzz-api.sh: chatd not ready after 120 s" >&2; tail -n 30 "$work/server.log" >&2; exit 1; }
 
-# --- an account to fuzz as ----------------------------------------------------------------------
+# --- an account to fuzz as, and things for it to find ---------------------------------------------
+api() { # METHOD PATH [JSON]: the response body; fails on an HTTP error
+    curl -fsS -X "$1" "$base$2" -H "authorization: Bearer ${token:-none}" \
+        -H 'content-type: application/json' ${3:+-d "$3"}
+}
+json_field() { "$VENV/bin/python" -c "import json, sys; print(json.load(sys.stdin)['$1'])"; }
 password="fuzz-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
-curl -fsS -X POST "$base/api/v1/auth/register" -H 'content-type: application/json' \
-    -d "{\"username\": \"fuzzer\", \"password\": \"$password\"}" >/dev/null
+token=
+for user in fuzzpeer fuzzer; do
+    api POST /api/v1/auth/register "{\"username\": \"$user\", \"password\": \"$password\"}" >/dev/null
+done
 "${chatd_cmd[@]}" user set-admin fuzzer true >/dev/null
-token=$(curl -fsS -X POST "$base/api/v1/auth/login" -H 'content-type: application/json' \
-    -d "{\"username\": \"fuzzer\", \"password\": \"$password\"}" |
-    "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
-# A room of its own, so that room operations with its id reach the handlers' deeper paths.
-curl -fsS -X POST "$base/api/v1/rooms" -H "authorization: Bearer $token" \
-    -H 'content-type: application/json' -d '{"name": "fuzz"}' >/dev/null
+token=$(api POST /api/v1/auth/login "{\"username\": \"fuzzer\", \"password\": \"$password\"}" | json_field access_token)
+# Rooms with a member and messages: path ids, usernames and seqs are drawn from these most of
+# the time, so that requests get past "no such room" to the handlers' own checks.
+rooms=()
+for visibility in public private; do
+    room=$(api POST /api/v1/rooms "{\"name\": \"fuzz-$visibility\", \"visibility\": \"$visibility\"}" | json_field id)
+    api POST "/api/v1/rooms/$room/members" '{"username": "fuzzpeer"}' >/dev/null
+    for n in 1 2 3; do
+        api POST "/api/v1/rooms/$room/messages" "{\"body\": \"message $n\"}" >/dev/null
+    done
+    rooms+=("\"$room\"")
+done
+cat >"$work/schemathesis.toml" <<EOF
+[dictionaries.rooms]
+values = [$(IFS=,; echo "${rooms[*]}")]
+[dictionaries.users]
+values = ["fuzzpeer", "fuzzer"]
+[dictionaries.seqs]
+values = [1, 2, 3]
+
+[parameters]
+"path.id" = { dictionary = "rooms", probability = 0.8 }
+"path.username" = { dictionary = "users", probability = 0.8 }
+"path.seq" = { dictionary = "seqs", probability = 0.8 }
+"body.username" = { dictionary = "users", probability = 0.5 }
+EOF
 
 # --- the run --------------------------------------------------------------------------------------
 seed=()
 [ -n "${FUZZ_API_SEED:-}" ] && seed=(--seed "$FUZZ_API_SEED")
 log "schemathesis: $EXAMPLES examples per operation, at most $TIME_LIMIT s"
 set +e
-# Logging out would end the session every later request uses.
+# Logging out, or revoking a session (schemathesis finds the current one's id in GET
+# /sessions), would end the session every later request uses.
 timeout --signal=INT --kill-after=30 "$TIME_LIMIT" \
-    "$st" run "$base/api/v1/openapi.json" \
+    "$st" --config-file "$work/schemathesis.toml" run "$base/api/v1/openapi.json" \
     --url "$base" \
     --header "Authorization: Bearer $token" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
-    --exclude-path /api/v1/auth/logout \
+    --exclude-path-regex '^/api/v1/(auth/logout|sessions/\{id\})$' \
     --max-examples "$EXAMPLES" \
     --no-color \
+    --report junit,har --report-dir "$out" \
     "${seed[@]}"
 status=$?
 set -e

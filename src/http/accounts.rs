@@ -44,8 +44,12 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = wa
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RegisterRequest {
+    /// 3–32 of `a-z 0-9 _ . -`; ASCII letters are lower-cased.
+    #[schema(pattern = r"^[A-Za-z0-9_.-]{3,32}$")]
     username: String,
+    #[schema(min_length = 8, max_length = 128)]
     password: String,
+    #[schema(max_length = 64)]
     display_name: Option<String>,
 }
 

@@ -97,12 +97,16 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
 #[serde(deny_unknown_fields)]
 pub(super) struct AddMember {
     username: String,
+    /// `member` (the default) or `admin`.
+    #[schema(pattern = "^(member|admin)$")]
     role: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SetRole {
+    /// `owner` transfers ownership.
+    #[schema(pattern = "^(owner|admin|member)$")]
     role: String,
 }
 
@@ -110,6 +114,7 @@ pub(super) struct SetRole {
 #[serde(deny_unknown_fields)]
 pub(super) struct Ban {
     username: String,
+    #[schema(max_length = 500)]
     reason: Option<String>,
 }
 

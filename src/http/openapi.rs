@@ -306,7 +306,7 @@ mod operations {
     #[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("bearer" = [])),
         params(
             ("q" = Option<String>, Query, description = "A username prefix or part of a display name"),
-            ("limit" = Option<i64>, Query, description = "1–100, default 20"),
+            ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"),
             ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
         ),
         responses(
@@ -362,7 +362,7 @@ mod operations {
             ("mine" = Option<bool>, Query, description = "Only rooms I am a member of"),
             ("q" = Option<String>, Query, description = "Part of the name"),
             ("include_archived" = Option<bool>, Query, description = "Archived rooms too"),
-            ("limit" = Option<i64>, Query, description = "1–100, default 50"),
+            ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "1–100, default 50"),
             ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
         ),
         responses(
@@ -463,7 +463,7 @@ mod operations {
     #[utoipa::path(get, path = "/api/v1/rooms/{id}/members", tag = "members", security(("bearer" = [])),
         params(
             ("id" = Uuid, Path, description = "A room's id"),
-            ("limit" = Option<i64>, Query, description = "1–200, default 50"),
+            ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "1–200, default 50"),
             ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
         ),
         responses(
@@ -536,7 +536,7 @@ mod operations {
     #[utoipa::path(get, path = "/api/v1/rooms/{id}/bans", tag = "members", security(("bearer" = [])),
         params(
             ("id" = Uuid, Path, description = "A room's id"),
-            ("limit" = Option<i64>, Query, description = "1–200, default 50"),
+            ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "1–200, default 50"),
             ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
         ),
         responses(
@@ -609,9 +609,9 @@ mod operations {
     #[utoipa::path(get, path = "/api/v1/rooms/{id}/messages", tag = "messages", security(("bearer" = [])),
         params(
             ("id" = Uuid, Path, description = "A room's id"),
-            ("before" = Option<i64>, Query, description = "Messages before this seq, newest first (pass `next_cursor` back here)"),
-            ("after" = Option<i64>, Query, description = "Messages after this seq, oldest first (not with `before`)"),
-            ("limit" = Option<i64>, Query, description = "1–200, default 50"),
+            ("before" = Option<i64>, Query, minimum = 0, description = "Messages before this seq, newest first (pass `next_cursor` back here)"),
+            ("after" = Option<i64>, Query, minimum = 0, description = "Messages after this seq, oldest first (not with `before`)"),
+            ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "1–200, default 50"),
         ),
         responses(
             (status = 200, description = "One page of messages", body = Page<MessageView>),
@@ -628,7 +628,7 @@ mod operations {
     #[utoipa::path(patch, path = "/api/v1/rooms/{id}/messages/{seq}", tag = "messages", security(("bearer" = [])), request_body = EditMessage,
         params(
             ("id" = Uuid, Path, description = "A room's id"),
-            ("seq" = i64, Path, description = "The message's seq (1, 2, 3… in its room)"),
+            ("seq" = i64, Path, minimum = 1, description = "The message's seq (1, 2, 3… in its room)"),
         ),
         responses(
             (status = 200, description = "The message, with `edited_at`", body = MessageView),
@@ -649,7 +649,7 @@ mod operations {
     #[utoipa::path(delete, path = "/api/v1/rooms/{id}/messages/{seq}", tag = "messages", security(("bearer" = [])),
         params(
             ("id" = Uuid, Path, description = "A room's id"),
-            ("seq" = i64, Path, description = "The message's seq"),
+            ("seq" = i64, Path, minimum = 1, description = "The message's seq"),
         ),
         responses(
             (status = 204, description = "Deleted"),
@@ -726,8 +726,8 @@ mod operations {
     /// Live WebSocket connections, oldest first.
     #[utoipa::path(get, path = "/api/v1/admin/connections", tag = "admin", security(("bearer" = [])),
         params(
-            ("scope" = Option<String>, Query, description = "`cluster` (every live node, the default) or `node` (this one)"),
-            ("limit" = Option<i64>, Query, description = "1–1000, default 100"),
+            ("scope" = Option<String>, Query, pattern = "^(cluster|node)$", description = "`cluster` (every live node, the default) or `node` (this one)"),
+            ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "1–1000, default 100"),
             ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
         ),
         responses(
@@ -764,7 +764,7 @@ mod operations {
     /// Live rooms (subscribed on some node, or with messages in the last 10 minutes), by id.
     #[utoipa::path(get, path = "/api/v1/admin/rooms", tag = "admin", security(("bearer" = [])),
         params(
-            ("limit" = Option<i64>, Query, description = "1–1000, default 100"),
+            ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "1–1000, default 100"),
             ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
         ),
         responses(
@@ -819,9 +819,9 @@ mod operations {
     /// truncated}`) at once and then every `interval_ms`.
     #[utoipa::path(get, path = "/api/v1/admin/stream", tag = "admin", security(("bearer" = [])),
         params(
-            ("interval_ms" = Option<u64>, Query, description = "250–60000, default 1000"),
-            ("rooms" = Option<u64>, Query, description = "Busiest rooms per snapshot, 0–1000, default 200"),
-            ("connections" = Option<u64>, Query, description = "Connections per snapshot, 0–5000, default 500"),
+            ("interval_ms" = Option<u64>, Query, minimum = 250, maximum = 60000, description = "Default 1000"),
+            ("rooms" = Option<u64>, Query, maximum = 1000, description = "Busiest rooms per snapshot, default 200"),
+            ("connections" = Option<u64>, Query, maximum = 5000, description = "Connections per snapshot, default 500"),
             ("token" = Option<String>, Query, description = "The access token, for clients that cannot set headers"),
         ),
         responses(

@@ -74,8 +74,13 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateRoom {
+    /// Unique, case-insensitively.
+    #[schema(min_length = 1, max_length = 64)]
     name: String,
+    #[schema(max_length = 250)]
     topic: Option<String>,
+    /// `public` (the default) or `private`.
+    #[schema(pattern = "^(public|private)$")]
     visibility: Option<String>,
 }
 
@@ -88,7 +93,9 @@ pub(super) struct PatchRoom {
     name: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
     topic: Option<Option<String>>,
+    /// `public` or `private`; not `null`.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(pattern = "^(public|private)$")]
     visibility: Option<Option<String>>,
 }
 

@@ -83,6 +83,7 @@ pub(super) struct PatchMe {
 #[serde(deny_unknown_fields)]
 pub(super) struct ChangePassword {
     current_password: String,
+    #[schema(min_length = 8, max_length = 128)]
     new_password: String,
 }
 
