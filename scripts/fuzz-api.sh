@@ -14,6 +14,8 @@
 #   FUZZ_API_EXAMPLES   examples per operation (default 50; CI uses a few)
 #   FUZZ_API_TIMEOUT    seconds schemathesis may run in all (default 900)
 #   FUZZ_API_SEED       hypothesis seed, to replay a run
+#   FUZZ_API_CHECKS     schemathesis checks (default: no 5xx; status, content type, headers and
+#                       body as described)
 #   FUZZ_API_VENV       where the venv goes (default target/fuzz-api-venv)
 #   PYTHON              interpreter for the venv (default python3.11, else python3)
 #
@@ -29,6 +31,7 @@ SCHEMATHESIS_VERSION=4.32.5
 EXAMPLES=${FUZZ_API_EXAMPLES:-50}
 TIME_LIMIT=${FUZZ_API_TIMEOUT:-900}
 VENV=${FUZZ_API_VENV:-target/fuzz-api-venv}
+CHECKS=${FUZZ_API_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,unsupported_method,missing_required_header,ignored_auth}
 profile=debug
 
 for arg in "$@"; do
@@ -169,7 +172,7 @@ timeout --signal=INT --kill-after=30 "$TIME_LIMIT" \
     "$st" --config-file "$work/schemathesis.toml" run "$base/api/v1/openapi.json" \
     --url "$base" \
     --header "Authorization: Bearer $token" \
-    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+    --checks "$CHECKS" \
     --exclude-path-regex '^/api/v1/(auth/logout|sessions/\{id\})$' \
     --max-examples "$EXAMPLES" \
     --no-color \

@@ -18,6 +18,7 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass back as `cursor` (for message history: as `before`/`after`) for the next page;
     /// `null` on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 

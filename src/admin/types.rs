@@ -49,6 +49,7 @@ pub struct NodeStats {
     pub queue_drops_total: u64,
     pub db_pool: PoolStats,
     /// Resident memory of the process, where the platform tells (Linux).
+    #[schema(required = true)]
     pub rss_bytes: Option<u64>,
     /// Messages in per second, one sample per second, oldest first (up to 120).
     pub message_rate_history: Vec<f64>,
@@ -88,7 +89,9 @@ pub struct ConnectionInfo {
     pub session_id: Uuid,
     /// The peer's address (`ip:port`, `[ip]:port` for IPv6) as the server saw it (a proxy's,
     /// behind one).
+    #[schema(required = true)]
     pub remote_addr: Option<String>,
+    #[schema(required = true)]
     pub user_agent: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub connected_at: OffsetDateTime,
@@ -110,6 +113,7 @@ pub type RoomPage = crate::page::Page<RoomInfo>;
 pub struct RoomInfo {
     pub id: Uuid,
     /// None for a direct room.
+    #[schema(required = true)]
     pub name: Option<String>,
     /// "public", "private" or "direct".
     pub visibility: String,
@@ -122,6 +126,7 @@ pub struct RoomInfo {
     pub messages_per_sec: f64,
     /// When its last message was published (since the node started), if any.
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     pub last_activity: Option<OffsetDateTime>,
 }
 

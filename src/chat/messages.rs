@@ -21,16 +21,21 @@ pub struct MessageView {
     pub room_id: Uuid,
     pub seq: i64,
     /// The author's username; `null` once their account is deleted.
+    #[schema(required = true)]
     pub author: Option<String>,
     /// `null` for a deleted message.
+    #[schema(required = true)]
     pub body: Option<String>,
+    #[schema(required = true)]
     pub client_msg_id: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     pub edited_at: Option<OffsetDateTime>,
     pub deleted: bool,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     pub deleted_at: Option<OffsetDateTime>,
 }
 

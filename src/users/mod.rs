@@ -18,8 +18,11 @@ use crate::db::users::UserRecord;
 pub struct User {
     pub id: Uuid,
     pub username: String,
+    #[schema(required = true)]
     pub display_name: Option<String>,
+    #[schema(required = true)]
     pub bio: Option<String>,
+    #[schema(required = true)]
     pub avatar_url: Option<String>,
     pub is_admin: bool,
     pub disabled: bool,
@@ -50,8 +53,11 @@ impl From<&UserRecord> for User {
 pub struct PublicProfile {
     pub id: Uuid,
     pub username: String,
+    #[schema(required = true)]
     pub display_name: Option<String>,
+    #[schema(required = true)]
     pub bio: Option<String>,
+    #[schema(required = true)]
     pub avatar_url: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,

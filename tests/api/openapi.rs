@@ -257,3 +257,30 @@ async fn every_described_operation_is_routed_and_answers_a_documented_status() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_method_a_path_does_not_take_is_405_with_allow() {
+    let app = TestApp::spawn().await;
+    for (method, path, allow) in [
+        ("PUT", "/api/v1/users/me", "GET, PATCH, DELETE"),
+        ("TRACE", "/healthz", "GET, HEAD"),
+        ("POST", "/api/v1/rooms/nothing/messages/7", "PATCH, DELETE"),
+        ("DELETE", "/api/v1/openapi.json", "GET"),
+    ] {
+        let res = app
+            .http
+            .request(method.parse().unwrap(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 405, "{method} {path}");
+        assert_eq!(res.headers()["allow"], allow, "{method} {path}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(code(&body), "method_not_allowed");
+    }
+    // A path nothing serves is still 404, and a served method is still served.
+    let (status, body) = app.call("PUT", "/api/v1/nothing/here", None, None).await;
+    assert_eq!((status, code(&body)), (404, "not_found"));
+    let (status, body) = app.call("GET", "/api/v1/users/me", None, None).await;
+    assert_eq!((status, code(&body)), (401, "unauthorized"));
+}
