@@ -14,8 +14,9 @@
 #   FUZZ_API_EXAMPLES   examples per operation (default 50; CI uses a few)
 #   FUZZ_API_TIMEOUT    seconds schemathesis may run in all (default 900)
 #   FUZZ_API_SEED       hypothesis seed, to replay a run
-#   FUZZ_API_CHECKS     schemathesis checks (default: no 5xx; status, content type, headers and
-#                       body as described)
+#   FUZZ_API_CHECKS     schemathesis checks (default: no 5xx; status, content type, headers
+#                       and body as described; 405 with Allow for undeclared methods; 401
+#                       without the token)
 #   FUZZ_API_VENV       where the venv goes (default target/fuzz-api-venv)
 #   PYTHON              interpreter for the venv (default python3.11, else python3)
 #
@@ -37,7 +38,7 @@ profile=debug
 for arg in "$@"; do
     case "$arg" in
         --release) profile=release ;;
-        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,/^set -e/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "fuzz-api.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
     esac
 done
