@@ -32,6 +32,7 @@ SCHEMATHESIS_VERSION=4.32.5
 EXAMPLES=${FUZZ_API_EXAMPLES:-50}
 TIME_LIMIT=${FUZZ_API_TIMEOUT:-900}
 VENV=${FUZZ_API_VENV:-target/fuzz-api-venv}
+case "$VENV" in /*) ;; *) VENV=$PWD/$VENV ;; esac
 CHECKS=${FUZZ_API_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,unsupported_method,missing_required_header,ignored_auth}
 profile=debug
 
@@ -75,7 +76,7 @@ fi
 chatd="$PWD/target/$profile/chatd"
 
 # What is left to read afterwards: the server's log and schemathesis' reports.
-out=target/fuzz-api
+out=$PWD/target/fuzz-api
 mkdir -p "$out"
 work=$(mktemp -d "${TMPDIR:-/tmp}/chatd-fuzz.XXXXXX")
 # The embedded cluster runs as the `postgres` account when we are root: it must reach the dir.
@@ -169,7 +170,8 @@ log "schemathesis: $EXAMPLES examples per operation, at most $TIME_LIMIT s"
 set +e
 # Logging out, or revoking a session (schemathesis finds the current one's id in GET
 # /sessions), would end the session every later request uses.
-timeout --signal=INT --kill-after=30 "$TIME_LIMIT" \
+# From the temporary dir: schemathesis keeps a cache in its working directory.
+(cd "$work" && timeout --signal=INT --kill-after=30 "$TIME_LIMIT" \
     "$st" --config-file "$work/schemathesis.toml" run "$base/api/v1/openapi.json" \
     --url "$base" \
     --header "Authorization: Bearer $token" \
@@ -178,7 +180,7 @@ timeout --signal=INT --kill-after=30 "$TIME_LIMIT" \
     --max-examples "$EXAMPLES" \
     --no-color \
     --report junit,har --report-dir "$out" \
-    "${seed[@]}"
+    "${seed[@]}")
 status=$?
 set -e
 if [ "$status" = 124 ]; then
