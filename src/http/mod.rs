@@ -53,9 +53,6 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = w
         .unify()
         .or(openapi::routes())
         .unify()
-        // Last: only a request no route answered gets here.
-        .or(openapi::method_not_allowed())
-        .unify()
         // Boxed: the nested `Or` types grow with every route, and past a depth rustc's trait
         // solver gives up in release builds (E0275 overflow evaluating `Unpin`).
         .recover(error::recover)

@@ -9,6 +9,7 @@
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToResponse};
+use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::Filter;
 
@@ -26,19 +27,24 @@ use crate::chat::{BanView, MemberView, MessageView, ReadState, Role, RoomView, V
 use crate::page::Page;
 use crate::users::{PublicProfile, User};
 
-/// `GET /api/v1/openapi.json`: the description, built once at start-up.
-pub fn routes() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+/// `GET /api/v1/openapi.json` (the description, built once at start-up), and the 405 for a
+/// method a described path does not take.
+pub fn routes() -> BoxedFilter<(Response,)> {
     let doc = std::sync::Arc::new(ApiDoc::openapi());
     warp::path!("api" / "v1" / "openapi.json")
         .and(warp::get())
         .map(move || super::json(warp::http::StatusCode::OK, &*doc))
+        .or(method_not_allowed())
+        .unify()
+        .boxed()
 }
 
 /// The answer to a request whose path is served but whose method is not: 405 with the `Allow`
 /// header RFC 9110 §15.5.6 requires, which warp's own rejection cannot give (it does not know
 /// the path's other methods). The description is the table of methods per path; the test in
-/// `tests/api/openapi.rs` keeps it equal to the routes. Anything else is left to `recover`.
-pub fn method_not_allowed() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+/// `tests/api/openapi.rs` keeps it equal to the routes. It answers only for a method no route
+/// takes, so where it sits among the routes does not matter. Anything else is left to `recover`.
+fn method_not_allowed() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     let table = std::sync::Arc::new(methods_by_path(&ApiDoc::openapi()));
     warp::path::full()
         .and(warp::method())
