@@ -13,11 +13,12 @@ use crate::error::{Error, Result};
 use crate::users::Username;
 
 /// One page of a cursor-paginated list.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass back as `cursor` (for message history: as `before`/`after`) for the next page;
     /// `null` on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 

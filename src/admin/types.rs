@@ -6,14 +6,14 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// `GET /api/v1/admin/stats`: every live node, and the totals over them.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Stats {
     pub nodes: Vec<NodeStats>,
     pub totals: Totals,
 }
 
 /// One `chatd serve` process.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct NodeStats {
     /// A fresh id each time the process starts.
     pub node_id: Uuid,
@@ -49,12 +49,13 @@ pub struct NodeStats {
     pub queue_drops_total: u64,
     pub db_pool: PoolStats,
     /// Resident memory of the process, where the platform tells (Linux).
+    #[schema(required = true)]
     pub rss_bytes: Option<u64>,
     /// Messages in per second, one sample per second, oldest first (up to 120).
     pub message_rate_history: Vec<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct PoolStats {
     pub max_size: u32,
     /// Connections open (idle + in use).
@@ -63,7 +64,7 @@ pub struct PoolStats {
     pub in_use: u32,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Totals {
     pub nodes: u64,
     pub connections: u64,
@@ -78,7 +79,7 @@ pub struct Totals {
 pub type ConnectionPage = crate::page::Page<ConnectionInfo>;
 
 /// One live WebSocket connection.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ConnectionInfo {
     /// Unique on its node; `DELETE /api/v1/admin/connections/{id}` closes it.
     pub id: u64,
@@ -88,7 +89,9 @@ pub struct ConnectionInfo {
     pub session_id: Uuid,
     /// The peer's address (`ip:port`, `[ip]:port` for IPv6) as the server saw it (a proxy's,
     /// behind one).
+    #[schema(required = true)]
     pub remote_addr: Option<String>,
+    #[schema(required = true)]
     pub user_agent: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub connected_at: OffsetDateTime,
@@ -106,10 +109,11 @@ pub struct ConnectionInfo {
 /// messages in the last 10 minutes), by id.
 pub type RoomPage = crate::page::Page<RoomInfo>;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct RoomInfo {
     pub id: Uuid,
     /// None for a direct room.
+    #[schema(required = true)]
     pub name: Option<String>,
     /// "public", "private" or "direct".
     pub visibility: String,
@@ -122,18 +126,19 @@ pub struct RoomInfo {
     pub messages_per_sec: f64,
     /// When its last message was published (since the node started), if any.
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     pub last_activity: Option<OffsetDateTime>,
 }
 
 /// A frame of `GET /api/v1/admin/stream` (WebSocket, text frames, one per interval).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StreamFrame {
     Snapshot(Snapshot),
 }
 
 /// Everything the console shows, at one moment.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Snapshot {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
@@ -147,7 +152,7 @@ pub struct Snapshot {
 }
 
 /// `DELETE /api/v1/admin/connections/{id}`'s optional body.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CloseRequest {
     /// Sent to the client in the close frame (`closed_by_admin: <reason>`), at most 100 bytes.

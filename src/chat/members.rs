@@ -17,20 +17,23 @@ use crate::page;
 use crate::users::Username;
 use tokio_postgres::GenericClient;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MemberView {
     pub username: String,
+    #[schema(required = true)]
     pub display_name: Option<String>,
     pub role: Role,
     #[serde(with = "time::serde::rfc3339")]
     pub joined_at: OffsetDateTime,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BanView {
     pub username: String,
     /// Who banned them; `null` for the operator or a deleted account.
+    #[schema(required = true)]
     pub banned_by: Option<String>,
+    #[schema(required = true)]
     pub reason: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,

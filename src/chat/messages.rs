@@ -15,22 +15,27 @@ use crate::error::{Error, Result};
 
 pub use crate::db::messages::HistoryPage;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct MessageView {
     pub id: Uuid,
     pub room_id: Uuid,
     pub seq: i64,
     /// The author's username; `null` once their account is deleted.
+    #[schema(required = true)]
     pub author: Option<String>,
     /// `null` for a deleted message.
+    #[schema(required = true)]
     pub body: Option<String>,
+    #[schema(required = true)]
     pub client_msg_id: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     pub edited_at: Option<OffsetDateTime>,
     pub deleted: bool,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     pub deleted_at: Option<OffsetDateTime>,
 }
 
@@ -52,7 +57,7 @@ impl From<MessageRecord> for MessageView {
 }
 
 /// The caller's read marker in a room.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReadState {
     pub room_id: Uuid,
     pub last_read_seq: i64,

@@ -15,15 +15,18 @@ use crate::error::{Error, Result};
 use crate::page;
 
 /// A room as a client sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RoomView {
     pub id: Uuid,
     /// `null` for direct rooms.
+    #[schema(required = true)]
     pub name: Option<String>,
+    #[schema(required = true)]
     pub topic: Option<String>,
     pub visibility: Visibility,
     pub archived: bool,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     pub archived_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -33,12 +36,16 @@ pub struct RoomView {
     pub last_seq: i64,
     pub member_count: i64,
     /// The caller's role; `null` when not a member.
+    #[schema(required = true)]
     pub my_role: Option<Role>,
     /// Messages by others after the caller's read marker; `null` when not a member.
+    #[schema(required = true)]
     pub unread_count: Option<i64>,
     /// The newest message that is not deleted.
+    #[schema(required = true)]
     pub last_message: Option<MessageView>,
     /// For direct rooms, the two members' usernames; `null` otherwise.
+    #[schema(required = true)]
     pub direct_members: Option<Vec<String>>,
 }
 

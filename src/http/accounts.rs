@@ -42,30 +42,34 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = wa
     register.or(login).unify().or(refresh).unify().or(logout).unify()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RegisterRequest {
+pub(super) struct RegisterRequest {
+    /// 3–32 of `a-z 0-9 _ . -`; ASCII letters are lower-cased.
+    #[schema(pattern = r"^[A-Za-z0-9_.-]{3,32}$")]
     username: String,
+    #[schema(min_length = 8, max_length = 128)]
     password: String,
+    #[schema(max_length = 64)]
     display_name: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LoginRequest {
+pub(super) struct LoginRequest {
     username: String,
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RefreshRequest {
+pub(super) struct RefreshRequest {
     refresh_token: String,
 }
 
 /// Register, login and refresh all answer with the user and a fresh token pair.
-#[derive(Serialize)]
-struct AuthResponse {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct AuthResponse {
     user: User,
     #[serde(flatten)]
     tokens: TokenPair,

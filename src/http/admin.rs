@@ -373,7 +373,8 @@ async fn close_connection(
     };
     let id: u64 = path_param(&id).parse().map_err(|_| not_found())?;
     let body = body?;
-    let req: CloseRequest = if body.iter().all(u8::is_ascii_whitespace) {
+    // No body, or `null` (the description's optional body), gives no reason.
+    let req: CloseRequest = if body.trim_ascii().is_empty() || body.trim_ascii() == b"null" {
         CloseRequest::default()
     } else {
         parse_json(Ok(body))?

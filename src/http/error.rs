@@ -22,17 +22,21 @@ pub struct ApiError {
     pub retry_after_ms: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
+/// The body of every error response (the OpenAPI description is derived from it).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    pub error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct Inner<'a> {
-    code: &'a str,
-    message: &'a str,
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail<'a> {
+    /// Stable and machine-readable: match on it (README.md lists every code).
+    pub code: &'a str,
+    /// For people; may change.
+    pub message: &'a str,
+    /// For 429 only: when the client may try again, in milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
-    retry_after_ms: Option<u64>,
+    pub retry_after_ms: Option<u64>,
 }
 
 impl ApiError {
@@ -82,8 +86,8 @@ impl From<Error> for ApiError {
 
 impl Reply for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
-            error: Inner {
+        let body = ErrorBody {
+            error: ErrorDetail {
                 code: self.code,
                 message: &self.message,
                 retry_after_ms: self.retry_after_ms,

@@ -93,23 +93,28 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AddMember {
+pub(super) struct AddMember {
     username: String,
+    /// `member` (the default) or `admin`.
+    #[schema(pattern = "^(member|admin)$")]
     role: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SetRole {
+pub(super) struct SetRole {
+    /// `owner` transfers ownership.
+    #[schema(pattern = "^(owner|admin|member)$")]
     role: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Ban {
+pub(super) struct Ban {
     username: String,
+    #[schema(max_length = 500)]
     reason: Option<String>,
 }
 

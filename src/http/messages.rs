@@ -63,22 +63,29 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PostMessage {
+pub(super) struct PostMessage {
+    /// 1–4000 characters, not blank.
+    #[schema(min_length = 1, max_length = 4000)]
     body: String,
+    /// The sender's idempotency key: a repeat stores nothing and returns the original.
+    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
     client_msg_id: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct EditMessage {
+pub(super) struct EditMessage {
+    #[schema(min_length = 1, max_length = 4000)]
     body: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct MarkRead {
+pub(super) struct MarkRead {
+    /// Up to the room's `last_seq`.
+    #[schema(minimum = 0)]
     seq: i64,
 }
 

@@ -9,6 +9,7 @@ pub mod error;
 mod health;
 mod members;
 mod messages;
+pub mod openapi;
 mod rooms;
 pub mod server;
 mod sessions;
@@ -50,6 +51,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = w
         .or(admin::metrics_route(&state, state.config.server.metrics_bind.is_none()))
         .unify()
         .or(crate::ws::routes(&state))
+        .unify()
+        .or(openapi::routes())
         .unify()
         // Boxed: the nested `Or` types grow with every route, and past a depth rustc's trait
         // solver gives up in release builds (E0275 overflow evaluating `Unpin`).

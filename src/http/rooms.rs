@@ -71,30 +71,37 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateRoom {
+pub(super) struct CreateRoom {
+    /// Unique, case-insensitively.
+    #[schema(min_length = 1, max_length = 64)]
     name: String,
+    #[schema(max_length = 250)]
     topic: Option<String>,
+    /// `public` (the default) or `private`.
+    #[schema(pattern = "^(public|private)$")]
     visibility: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PatchRoom {
+pub(super) struct PatchRoom {
     // `null` is told apart from absent so that it can be refused: a room always has a name
     // and a visibility.
     #[serde(default, deserialize_with = "double_option")]
     name: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
     topic: Option<Option<String>>,
+    /// `public` or `private`; not `null`.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(pattern = "^(public|private)$")]
     visibility: Option<Option<String>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct OpenDirect {
+pub(super) struct OpenDirect {
     username: String,
 }
 

@@ -28,8 +28,8 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = wa
     list.or(revoke).unify()
 }
 
-#[derive(Serialize)]
-struct Sessions {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Sessions {
     items: Vec<SessionView>,
 }
 

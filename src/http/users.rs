@@ -68,9 +68,9 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = wa
         .unify()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PatchMe {
+pub(super) struct PatchMe {
     #[serde(default, deserialize_with = "double_option")]
     display_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
@@ -79,16 +79,17 @@ struct PatchMe {
     avatar_url: Option<Option<String>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ChangePassword {
+pub(super) struct ChangePassword {
     current_password: String,
+    #[schema(min_length = 8, max_length = 128)]
     new_password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct DeleteMe {
+pub(super) struct DeleteMe {
     password: String,
 }
 

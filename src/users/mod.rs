@@ -14,12 +14,15 @@ pub use types::*;
 use crate::db::users::UserRecord;
 
 /// A user as they see themselves (and as admins see them).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct User {
     pub id: Uuid,
     pub username: String,
+    #[schema(required = true)]
     pub display_name: Option<String>,
+    #[schema(required = true)]
     pub bio: Option<String>,
+    #[schema(required = true)]
     pub avatar_url: Option<String>,
     pub is_admin: bool,
     pub disabled: bool,
@@ -46,12 +49,15 @@ impl From<&UserRecord> for User {
 }
 
 /// What anyone signed in may see of another user.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct PublicProfile {
     pub id: Uuid,
     pub username: String,
+    #[schema(required = true)]
     pub display_name: Option<String>,
+    #[schema(required = true)]
     pub bio: Option<String>,
+    #[schema(required = true)]
     pub avatar_url: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,

@@ -15,6 +15,7 @@ mod limits;
 mod members;
 mod messages;
 mod migrations;
+mod openapi;
 mod operator;
 mod room_cli;
 mod rooms;
