@@ -47,10 +47,12 @@ struct Inner {
     per_ip: usize,
 }
 
-/// Failed logins for one username since its last success.
+/// Failed logins for one username since its last success, and the attempts being checked.
 #[derive(Debug, Clone, Copy)]
 struct Failures {
     count: u32,
+    /// Attempts let through whose outcome is not known yet (their password is being hashed).
+    in_flight: u32,
     /// No attempt for this username is let through before then.
     blocked_until: Instant,
     last: Instant,
@@ -116,52 +118,89 @@ impl Guards {
 
     /// Charges one login attempt to `ip`, and refuses it while `username` is backing off.
     /// `username` is the canonical form (`Username::parse`); `None` for a name that cannot
-    /// exist, which only the per-address limit covers.
-    pub fn login(&self, ip: Option<IpAddr>, username: Option<&str>) -> Result<()> {
+    /// exist, which only the per-address limit covers. The attempt's outcome goes back through
+    /// `LoginTicket::outcome`.
+    ///
+    /// Attempts whose password is still being checked count as failures-to-be: a name may have
+    /// only as many in flight as it has free failures left (one once they are used up), so
+    /// guesses sent all at once get no more checks than guesses sent one after another.
+    pub fn login(&self, ip: Option<IpAddr>, username: Option<&str>) -> Result<LoginTicket> {
+        let throttled = |wait: Duration| {
+            Error::rate_limited(
+                "login_throttled",
+                "too many failed logins for this account; wait before trying again",
+                wait,
+            )
+        };
         if let Some(name) = username {
             let failures = self.inner.failures.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(wait) = failures
-                .get(name)
-                .and_then(|f| f.blocked_until.checked_duration_since(Instant::now()))
-                .filter(|w| !w.is_zero())
-            {
-                return Err(Error::rate_limited(
-                    "login_throttled",
-                    "too many failed logins for this account; wait before trying again",
-                    wait,
-                ));
+            if let Some(f) = failures.get(name) {
+                let now = Instant::now();
+                if f.blocked_until > now {
+                    return Err(throttled(f.blocked_until - now));
+                }
+                if f.in_flight >= self.inner.free_failures.saturating_sub(f.count).max(1) {
+                    return Err(throttled(FIRST_BACKOFF));
+                }
             }
         }
-        match (&self.inner.login_per_ip, ip) {
-            (Some(limiter), Some(ip)) => refused(limiter, ip, "rate_limited", "login attempts"),
-            _ => Ok(()),
+        if let (Some(limiter), Some(ip)) = (&self.inner.login_per_ip, ip) {
+            refused(limiter, ip, "rate_limited", "login attempts")?;
         }
-    }
-
-    /// Records how a login for `username` ended: a wrong password extends its back-off, a
-    /// right one clears it.
-    pub fn login_outcome(&self, username: &str, succeeded: bool) {
+        let untracked = LoginTicket {
+            guards: None,
+            name: String::new(),
+        };
+        let Some(name) = username else {
+            return Ok(untracked);
+        };
         let mut failures = self.inner.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if succeeded {
-            failures.remove(username);
-            return;
-        }
         let now = Instant::now();
-        if !failures.contains_key(username) && failures.len() >= MAX_TRACKED_USERNAMES {
+        if !failures.contains_key(name) && failures.len() >= MAX_TRACKED_USERNAMES {
             self.forget_expired(&mut failures, now);
             if failures.len() >= MAX_TRACKED_USERNAMES {
-                return;
+                return Ok(untracked);
             }
         }
-        let entry = failures.entry(username.to_owned()).or_insert(Failures {
+        let entry = failures.entry(name.to_owned()).or_insert(Failures {
             count: 0,
+            in_flight: 0,
             blocked_until: now,
             last: now,
         });
-        entry.count = entry.count.saturating_add(1);
-        entry.last = now;
-        if let Some(excess) = entry.count.checked_sub(self.inner.free_failures).filter(|e| *e > 0) {
-            entry.blocked_until = now + self.backoff(excess);
+        entry.in_flight += 1;
+        Ok(LoginTicket {
+            guards: Some(self.clone()),
+            name: name.to_owned(),
+        })
+    }
+
+    /// Ends an attempt of `name`: a wrong password extends its back-off (from the
+    /// `login_free_failures`-th failure on), a right one clears it, `None` (the check itself
+    /// failed) leaves the count as it was.
+    fn settle(&self, name: &str, succeeded: Option<bool>) {
+        let mut failures = self.inner.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(entry) = failures.get_mut(name) else {
+            return;
+        };
+        entry.in_flight = entry.in_flight.saturating_sub(1);
+        match succeeded {
+            Some(true) => entry.count = 0,
+            Some(false) => {
+                let now = Instant::now();
+                entry.count = entry.count.saturating_add(1);
+                entry.last = now;
+                if let Some(excess) = (entry.count + 1)
+                    .checked_sub(self.inner.free_failures.max(1))
+                    .filter(|e| *e > 0)
+                {
+                    entry.blocked_until = now + self.backoff(excess);
+                }
+            }
+            None => {}
+        }
+        if entry.count == 0 && entry.in_flight == 0 {
+            failures.remove(name);
         }
     }
 
@@ -218,6 +257,30 @@ impl Guards {
             user,
             ip,
         })
+    }
+}
+
+/// One login attempt let through; tell it how the attempt ended. Dropped without an outcome
+/// (the request failed or was cancelled), it only stops counting as in flight.
+pub struct LoginTicket {
+    guards: Option<Guards>,
+    name: String,
+}
+
+impl LoginTicket {
+    /// `true`: the password was right; `false`: it was wrong.
+    pub fn outcome(mut self, succeeded: bool) {
+        if let Some(guards) = self.guards.take() {
+            guards.settle(&self.name, Some(succeeded));
+        }
+    }
+}
+
+impl Drop for LoginTicket {
+    fn drop(&mut self) {
+        if let Some(guards) = self.guards.take() {
+            guards.settle(&self.name, None);
+        }
     }
 }
 
@@ -289,14 +352,25 @@ mod tests {
         assert_eq!(g.backoff(3), Duration::from_secs(4));
         assert_eq!(g.backoff(4), Duration::from_secs(5), "capped at login_max_backoff_secs");
         assert_eq!(g.backoff(u32::MAX), Duration::from_secs(5), "no overflow");
-        g.login_outcome("alice", false);
-        g.login_outcome("alice", false);
-        assert!(g.login(None, Some("alice")).is_ok(), "two free failures");
-        g.login_outcome("alice", false);
-        let e = g.login(None, Some("alice")).unwrap_err();
+        let fail = |name: &str| g.login(None, Some(name)).unwrap().outcome(false);
+        fail("alice");
+        let ticket = g.login(None, Some("alice")).expect("one free failure left");
+        let e = g
+            .login(None, Some("alice"))
+            .err()
+            .expect("the last free attempt is in flight");
+        assert_eq!(e.code(), "login_throttled");
+        ticket.outcome(false);
+        let e = g.login(None, Some("alice")).err().expect("two failures: backing off");
         assert_eq!(e.code(), "login_throttled");
         assert!(g.login(None, Some("bob")).is_ok(), "other accounts are unaffected");
-        g.login_outcome("alice", true);
+        g.inner.failures.lock().unwrap().get_mut("alice").unwrap().blocked_until = Instant::now();
+        let ticket = g.login(None, Some("alice")).expect("the wait is over");
+        assert!(
+            g.login(None, Some("alice")).is_err(),
+            "one attempt at a time while backing off"
+        );
+        ticket.outcome(true);
         assert!(g.login(None, Some("alice")).is_ok(), "a success clears the back-off");
     }
 

@@ -91,15 +91,13 @@ async fn login(body: Body, client: ClientInfo, state: AppState) -> Result<Respon
     // username; a name that cannot exist has none (the per-address limit still counts it).
     let name = Username::parse(&req.username).ok();
     let name = name.as_ref().map(Username::as_str);
-    state.guards.login(client.ip_addr(), name)?;
+    let ticket = state.guards.login(client.ip_addr(), name)?;
     let outcome = state.accounts.login(&req.username, &req.password, &client).await;
-    if let Some(name) = name {
-        match &outcome {
-            Err(e) if e.code() == "invalid_credentials" => state.guards.login_outcome(name, false),
-            // A disabled account's password was right all the same.
-            Ok(_) | Err(Error::Forbidden { .. }) => state.guards.login_outcome(name, true),
-            Err(_) => {}
-        }
+    match &outcome {
+        Err(e) if e.code() == "invalid_credentials" => ticket.outcome(false),
+        // A disabled account's password was right all the same.
+        Ok(_) | Err(Error::Forbidden { .. }) => ticket.outcome(true),
+        Err(_) => drop(ticket),
     }
     let (user, tokens) = outcome?;
     Ok(json(StatusCode::OK, &AuthResponse { user, tokens }))

@@ -71,11 +71,11 @@ async fn failed_logins_back_off_a_username_exponentially_from_any_address_until_
     .await;
     app.user("alice").await;
     app.user("bob").await;
-    for _ in 0..3 {
+    for _ in 0..2 {
         let (s, _, body) = login(&app, "alice", "wrong-password").await;
         assert_eq!(s, 401, "{body}");
     }
-    // Two free failures, then 1 s: even the right password is not checked meanwhile, from
+    // Two failures, then 1 s: even the right password is not checked meanwhile, from
     // any address, under any spelling of the name.
     let ms = assert_limited(&login(&app, "alice", "password123").await, "login_throttled");
     assert!(ms <= 1_000, "{ms}");
@@ -99,6 +99,28 @@ async fn failed_logins_back_off_a_username_exponentially_from_any_address_until_
     // A success starts the count over: the next failure is a free one again.
     assert_eq!(login(&app, "alice", "wrong-password").await.0, 401);
     assert_eq!(login(&app, "alice", "password123").await.0, 200);
+}
+
+#[tokio::test]
+async fn guesses_sent_all_at_once_get_no_more_checks_than_the_free_failures() {
+    let app = TestApp::spawn_with(|c| {
+        c.limits.login_free_failures = 3;
+        c.limits.login_max_backoff_secs = 60;
+    })
+    .await;
+    app.user("alice").await;
+    // Twenty guesses at once, from four addresses: only three may reach the password check.
+    let callers: Vec<TestApp> = (1..=4).map(|i| app.via_ip(&format!("127.0.0.{}", 10 + i))).collect();
+    let guesses = (0..20).map(|i| callers[i % 4].login("alice", "wrong-password"));
+    let answers = futures_util::future::join_all(guesses).await;
+    let checked = answers.iter().filter(|(s, _)| *s == 401).count();
+    let throttled = answers
+        .iter()
+        .filter(|(s, b)| *s == 429 && code(b) == "login_throttled")
+        .count();
+    assert_eq!((checked, throttled), (3, 17), "{answers:?}");
+    let (s, body) = app.login("alice", "password123").await;
+    assert_eq!((s, code(&body)), (429, "login_throttled"), "still backing off: {body}");
 }
 
 #[tokio::test]
