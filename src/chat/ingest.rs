@@ -168,11 +168,25 @@ impl Chat {
                     }
                 };
             }
-            self.commit_batch(session.as_mut(), std::mem::take(&mut batch)).await;
+            if !self.commit_batch(session.as_mut(), std::mem::take(&mut batch)).await {
+                // Its connection is in an unknown state (a transaction cut off): a new one.
+                session = None;
+            }
         }
     }
 
-    async fn commit_batch(&self, session: Option<&mut Session>, batch: Vec<Pending>) {
+    /// How long storing one batch may take before its senders are told `unavailable`: a
+    /// database that stops answering on a connection already open (frozen, its host gone)
+    /// would otherwise hold every sender until the kernel gives the connection up. Generous:
+    /// a stored batch normally takes milliseconds, and a sender told too early resends with
+    /// the same client_msg_id and is answered with the original.
+    fn store_deadline(&self) -> std::time::Duration {
+        self.db.timeout() * 2
+    }
+
+    /// Stores one batch and answers its senders. `false` when the writer's connection must be
+    /// replaced.
+    async fn commit_batch(&self, session: Option<&mut Session>, batch: Vec<Pending>) -> bool {
         // A second message with the same client_msg_id in one batch is answered after the
         // first is stored, on its own: it finds the original.
         let mut ids = HashSet::new();
@@ -181,8 +195,19 @@ impl Chat {
                 .as_ref()
                 .is_none_or(|c| ids.insert((p.author, c.as_str().to_owned())))
         });
+        let mut healthy = true;
         let stored = match session {
-            Some(session) => session.store_batch(&batch, &self.bus).await,
+            Some(session) => {
+                match tokio::time::timeout(self.store_deadline(), session.store_batch(&batch, &self.bus)).await {
+                    Ok(stored) => stored,
+                    Err(_) => {
+                        healthy = false;
+                        Err(Failed::AtCommit(Error::Unavailable(
+                            "the database did not answer in time".into(),
+                        )))
+                    }
+                }
+            }
             None => Err(Failed::Before(Error::Unavailable("no database connection".into()))),
         };
         match stored {
@@ -214,17 +239,19 @@ impl Chat {
         for pending in repeats {
             self.store_alone(pending).await;
         }
+        healthy
     }
 
     async fn store_alone(&self, pending: Pending) {
-        let posted = self
-            .store(
-                &pending.actor(),
-                pending.room,
-                &pending.body,
-                pending.client_msg_id.as_ref(),
-            )
-            .await;
+        let actor = pending.actor();
+        let store = self.store(&actor, pending.room, &pending.body, pending.client_msg_id.as_ref());
+        let posted = tokio::time::timeout(self.store_deadline(), store)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::Unavailable(
+                    "the database did not answer in time: send it again with the same client_msg_id".into(),
+                ))
+            });
         if let Ok((message, true)) = &posted {
             self.bus.publish_message(message);
         }

@@ -175,6 +175,11 @@ impl Db {
     }
 
     /// The pool's size limit.
+    /// How long getting a connection may take (`database.connect_timeout_secs`).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     pub fn max_size(&self) -> u32 {
         self.max_size
     }

@@ -517,23 +517,103 @@ async fn faults_sigterm_closes_sockets_with_going_away_finishes_in_flight_reques
     assert_eq!(stored, 1);
 }
 
-/// Sends SIGCONT to a process it was given stopped, when dropped: a failing test never leaves
-/// a frozen postmaster behind.
-struct Frozen(Pid);
+/// Sends SIGCONT to the processes it was given stopped, when dropped: a failing test never
+/// leaves a frozen PostgreSQL behind.
+struct Frozen(Vec<Pid>);
 
 impl Frozen {
-    fn postmaster(cluster: &OwnCluster) -> Self {
+    fn postmaster_pid(cluster: &OwnCluster) -> Pid {
         let pid_file = std::fs::read_to_string(cluster.pg.pgdata().join("postmaster.pid")).unwrap();
-        let pid = Pid::from_raw(pid_file.lines().next().unwrap().trim().parse().unwrap());
-        kill(pid, Signal::SIGSTOP).unwrap();
-        Self(pid)
+        Pid::from_raw(pid_file.lines().next().unwrap().trim().parse().unwrap())
+    }
+
+    fn postmaster(cluster: &OwnCluster) -> Self {
+        Self::stop(vec![Self::postmaster_pid(cluster)])
+    }
+
+    /// The postmaster and every backend: connections already open stop answering too.
+    fn everything(cluster: &OwnCluster) -> Self {
+        let postmaster = Self::postmaster_pid(cluster);
+        let mut pids = vec![postmaster];
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+                continue;
+            };
+            let parent = status
+                .lines()
+                .find_map(|l| l.strip_prefix("PPid:"))
+                .and_then(|p| p.trim().parse::<i32>().ok());
+            if parent == Some(postmaster.as_raw()) {
+                if let Ok(pid) = entry.file_name().to_string_lossy().parse() {
+                    pids.push(Pid::from_raw(pid));
+                }
+            }
+        }
+        Self::stop(pids)
+    }
+
+    fn stop(pids: Vec<Pid>) -> Self {
+        for pid in &pids {
+            let _ = kill(*pid, Signal::SIGSTOP);
+        }
+        Self(pids)
     }
 }
 
 impl Drop for Frozen {
     fn drop(&mut self) {
-        let _ = kill(self.0, Signal::SIGCONT);
+        for pid in &self.0 {
+            let _ = kill(*pid, Signal::SIGCONT);
+        }
     }
+}
+
+#[tokio::test]
+async fn faults_postgresql_frozen_with_connections_open_sends_are_answered_unavailable() {
+    let cluster = OwnCluster::start().await;
+    let dir = scratch_dir();
+    let (_db, mut server, app) = cluster.serve(dir.path());
+    let alice = app.user("alice").await;
+    let room = app.room(&alice, "lobby", "public").await;
+    let mut ws = app.ws(&alice).await;
+    let ack = ws.request(send(&room, "first", "c1"), "c1").await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+
+    // Every PostgreSQL process stops answering, the server's open connections included: no
+    // error ever comes back on them. Sends are still answered (connect timeout 1 s: within 2 s).
+    let frozen = Frozen::everything(&cluster);
+    for id in ["c2", "c3"] {
+        let started = Instant::now();
+        let reply = ws.request(send(&room, "frozen", id), id).await;
+        assert_eq!(
+            (&reply["type"], code_of(&reply)),
+            (&json!("error"), "unavailable"),
+            "{reply}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    }
+    let pong = ws.request(json!({"type": "ping"}), "alive").await;
+    assert_eq!(pong["type"], "pong", "the socket stays open: {pong}");
+
+    // Thawed: resends with the same ids are stored once each, in order.
+    drop(frozen);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seqs = Vec::new();
+    for id in ["c2", "c3"] {
+        let ack = loop {
+            let reply = ws.request(send(&room, "frozen", id), id).await;
+            if reply["type"] == "ack" || Instant::now() > deadline {
+                break reply;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(ack["type"], "ack", "{ack}");
+        seqs.push(ack["message"]["seq"].as_i64().unwrap());
+    }
+    assert_eq!(seqs, [2, 3], "nothing stored twice, nothing lost");
+    kill(Pid::from_raw(server.child.id() as i32), Signal::SIGTERM).unwrap();
+    assert!(server.exited_within(Duration::from_secs(30)).success());
+    assert!(!server.log().contains("panicked"));
 }
 
 #[tokio::test]
