@@ -14,7 +14,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
 
-use crate::helpers::{code, scratch_dir, serve_child, writer, Serving, Tally, TestApp, TestDb, WS_WAIT};
+use crate::helpers::{code, scratch_dir, serve_child, writer, Serving, Tally, TestApp, TestDb, WsClient, WS_WAIT};
 
 /// Port 0: any free port.
 fn any_port() -> SocketAddr {
@@ -225,14 +225,7 @@ async fn faults_postgresql_stopped_under_a_live_server_is_unavailable_then_recov
     // Sends are refused, each with an answer and the socket left open.
     let started = Instant::now();
     for i in 1..=3 {
-        let reply = alice_ws
-            .request(send(&room, &format!("during-{i}"), &format!("d{i}")), &format!("d{i}"))
-            .await;
-        assert_eq!(
-            (&reply["type"], code_of(&reply)),
-            (&json!("error"), "unavailable"),
-            "{reply}"
-        );
+        refused_unavailable(&mut alice_ws, &room, &format!("during-{i}"), &format!("d{i}")).await;
     }
     eprintln!("three sends refused in {:?} during the outage", started.elapsed());
     for ws in [&mut alice_ws, &mut bob_ws] {
@@ -317,6 +310,43 @@ async fn faults_postgresql_stopped_under_a_live_server_is_unavailable_then_recov
     // History holds every acked message, once, at its seq; nothing else.
     assert_eq!(by_seq(&history(&app, &bob, &room).await), acked);
 
+    stops_cleanly(&mut server);
+}
+
+/// An error frame's code.
+/// `send` of `body` with `id` is answered with an `error` frame `unavailable`.
+async fn refused_unavailable(ws: &mut WsClient, room: &str, body: &str, id: &str) {
+    let reply = ws.request(send(room, body, id), id).await;
+    assert_eq!(
+        (&reply["type"], code_of(&reply)),
+        (&json!("error"), "unavailable"),
+        "{reply}"
+    );
+}
+
+/// Resends `frozen` with `id` until it is acked (or `deadline` passes): the reply to the last try.
+async fn acked_once_thawed(ws: &mut WsClient, room: &str, id: &str, deadline: Instant) -> Value {
+    loop {
+        let reply = ws.request(send(room, "frozen", id), id).await;
+        if reply["type"] == "ack" || Instant::now() > deadline {
+            return reply;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// alice, a public room of hers and her socket, which has had one message (seq 1) acked.
+async fn alice_has_sent_once(app: &TestApp) -> (String, String, WsClient) {
+    let alice = app.user("alice").await;
+    let room = app.room(&alice, "lobby", "public").await;
+    let mut ws = app.ws(&alice).await;
+    let ack = ws.request(send(&room, "first", "c1"), "c1").await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    (alice, room, ws)
+}
+
+/// SIGTERM: the server exits 0 within 30 s, and never panicked.
+fn stops_cleanly(server: &mut Serving) {
     kill(Pid::from_raw(server.child.id() as i32), Signal::SIGTERM).unwrap();
     let status = server.exited_within(Duration::from_secs(30));
     let log = server.log();
@@ -324,7 +354,6 @@ async fn faults_postgresql_stopped_under_a_live_server_is_unavailable_then_recov
     assert!(!log.contains("panicked"), "{log}");
 }
 
-/// An error frame's code.
 fn code_of(frame: &Value) -> &str {
     frame["code"].as_str().unwrap_or("<no code>")
 }
@@ -417,11 +446,7 @@ async fn faults_sigkill_mid_flood_loses_no_acked_message_and_resends_store_nothi
         assert_eq!(ack["message"]["seq"].as_i64(), acked.get(&body).copied(), "{ack}");
     }
     assert_eq!(history(&app, &owner, &rooms[0]).await.len(), WRITERS / 2 * EACH);
-    kill(Pid::from_raw(second.child.id() as i32), Signal::SIGTERM).unwrap();
-    let status = second.exited_within(Duration::from_secs(30));
-    let log = second.log();
-    assert!(status.success(), "{status:?}: {log}");
-    assert!(!log.contains("panicked"), "{log}");
+    stops_cleanly(&mut second);
 }
 
 #[tokio::test]
@@ -573,23 +598,14 @@ async fn faults_postgresql_frozen_with_connections_open_sends_are_answered_unava
     let cluster = OwnCluster::start().await;
     let dir = scratch_dir();
     let (_db, mut server, app) = cluster.serve(dir.path());
-    let alice = app.user("alice").await;
-    let room = app.room(&alice, "lobby", "public").await;
-    let mut ws = app.ws(&alice).await;
-    let ack = ws.request(send(&room, "first", "c1"), "c1").await;
-    assert_eq!(ack["type"], "ack", "{ack}");
+    let (_alice, room, mut ws) = alice_has_sent_once(&app).await;
 
     // Every PostgreSQL process stops answering, the server's open connections included: no
     // error ever comes back on them. Sends are still answered (connect timeout 1 s: within 2 s).
     let frozen = Frozen::everything(&cluster);
     for id in ["c2", "c3"] {
         let started = Instant::now();
-        let reply = ws.request(send(&room, "frozen", id), id).await;
-        assert_eq!(
-            (&reply["type"], code_of(&reply)),
-            (&json!("error"), "unavailable"),
-            "{reply}"
-        );
+        refused_unavailable(&mut ws, &room, "frozen", id).await;
         assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
     }
     let pong = ws.request(json!({"type": "ping"}), "alive").await;
@@ -600,20 +616,12 @@ async fn faults_postgresql_frozen_with_connections_open_sends_are_answered_unava
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut seqs = Vec::new();
     for id in ["c2", "c3"] {
-        let ack = loop {
-            let reply = ws.request(send(&room, "frozen", id), id).await;
-            if reply["type"] == "ack" || Instant::now() > deadline {
-                break reply;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
+        let ack = acked_once_thawed(&mut ws, &room, id, deadline).await;
         assert_eq!(ack["type"], "ack", "{ack}");
         seqs.push(ack["message"]["seq"].as_i64().unwrap());
     }
     assert_eq!(seqs, [2, 3], "nothing stored twice, nothing lost");
-    kill(Pid::from_raw(server.child.id() as i32), Signal::SIGTERM).unwrap();
-    assert!(server.exited_within(Duration::from_secs(30)).success());
-    assert!(!server.log().contains("panicked"));
+    stops_cleanly(&mut server);
 }
 
 #[tokio::test]
@@ -621,11 +629,7 @@ async fn faults_postgresql_frozen_sends_are_answered_unavailable_not_left_hangin
     let cluster = OwnCluster::start().await;
     let dir = scratch_dir();
     let (db, mut server, app) = cluster.serve(dir.path());
-    let alice = app.user("alice").await;
-    let room = app.room(&alice, "lobby", "public").await;
-    let mut ws = app.ws(&alice).await;
-    let ack = ws.request(send(&room, "first", "c1"), "c1").await;
-    assert_eq!(ack["type"], "ack", "{ack}");
+    let (alice, room, mut ws) = alice_has_sent_once(&app).await;
 
     // The postmaster hangs (stopped here; swapped out or wedged in life): it takes connections
     // into its socket's backlog and never answers them. The server's connections are cut
@@ -663,12 +667,7 @@ async fn faults_postgresql_frozen_sends_are_answered_unavailable_not_left_hangin
     // Each send is answered, whether its writer has yet to find its connection gone or has to
     // open a new one.
     for id in ["c2", "c3"] {
-        let reply = ws.request(send(&room, "frozen", id), id).await;
-        assert_eq!(
-            (&reply["type"], code_of(&reply)),
-            (&json!("error"), "unavailable"),
-            "{reply}"
-        );
+        refused_unavailable(&mut ws, &room, "frozen", id).await;
     }
     let (status, body) = app
         .call(
@@ -685,22 +684,12 @@ async fn faults_postgresql_frozen_sends_are_answered_unavailable_not_left_hangin
     // Thawed: the same sends go through.
     drop(frozen);
     let deadline = Instant::now() + Duration::from_secs(60);
-    let ack = loop {
-        let reply = ws.request(send(&room, "frozen", "c2"), "c2").await;
-        if reply["type"] == "ack" || Instant::now() > deadline {
-            break reply;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let ack = acked_once_thawed(&mut ws, &room, "c2", deadline).await;
     assert_eq!(
         (&ack["type"], ack["message"]["seq"].as_i64()),
         (&json!("ack"), Some(2)),
         "{ack}"
     );
     drop(admin);
-    kill(Pid::from_raw(server.child.id() as i32), Signal::SIGTERM).unwrap();
-    let status = server.exited_within(Duration::from_secs(30));
-    let log = server.log();
-    assert!(status.success(), "{status:?}: {log}");
-    assert!(!log.contains("panicked"), "{log}");
+    stops_cleanly(&mut server);
 }
