@@ -279,7 +279,7 @@ pub(crate) fn client_info(
             move |user_agent: Option<String>, forwarded: Option<String>, peer: Option<Peer>| {
                 let peer = peer.map(|p| p.0);
                 let forwarded_ip = peer
-                    .filter(|p| proxies.iter().any(|net| net.contains(&p.ip())))
+                    .filter(|p| trusted(&proxies, p.ip()))
                     .and_then(|_| forwarded_client(forwarded.as_deref()?, &proxies));
                 match forwarded_ip {
                     Some(ip) => ClientInfo {
@@ -301,6 +301,10 @@ pub(crate) fn client_info(
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
 
+fn trusted(proxies: &[ipnet::IpNet], ip: std::net::IpAddr) -> bool {
+    proxies.iter().any(|net| net.contains(&ip))
+}
+
 /// The client in an `X-Forwarded-For` list that trusted proxies appended to: walking from the
 /// right (the entry our proxy wrote), the first address that is not a trusted proxy. Entries to
 /// its left were written by the client itself and prove nothing.
@@ -308,7 +312,7 @@ fn forwarded_client(header: &str, proxies: &[ipnet::IpNet]) -> Option<std::net::
     let mut last = None;
     for entry in header.rsplit(',') {
         let ip: std::net::IpAddr = entry.trim().parse().ok()?;
-        if !proxies.iter().any(|net| net.contains(&ip)) {
+        if !trusted(proxies, ip) {
             return Some(ip);
         }
         last = Some(ip);
