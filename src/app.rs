@@ -155,6 +155,7 @@ impl Application {
                 l,
                 header_timeout,
                 std::future::pending(),
+                None,
             ))
         });
         let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
@@ -178,6 +179,7 @@ impl Application {
             }
         });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
         let server = crate::http::server::serve(
             warp::service(crate::http::routes(state)),
             listener,
@@ -185,6 +187,7 @@ impl Application {
             async move {
                 let _ = stop_rx.await;
             },
+            Some(closed_tx),
         );
         let mut server = tokio::spawn(server);
         tokio::select! {
@@ -192,6 +195,9 @@ impl Application {
             _ = shutdown => {
                 tracing::info!("shutting down: no new connections, {}s for in-flight requests", grace.as_secs());
                 let _ = stop_tx.send(());
+                // The listener is closed before the sockets are told to go: a client that
+                // reconnects at once must be refused here, not accepted by a node on its way out.
+                let _ = closed_rx.await;
                 // Upgraded sockets are not the HTTP server's to wait for: close them here
                 // ("going away": clients reconnect elsewhere and resume with since_seq).
                 hub.close_all(Close::GoingAway, grace).await;

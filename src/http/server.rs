@@ -25,13 +25,15 @@ use warp::http::{Request, Response};
 
 use super::Peer;
 
-/// Serves `service` on `listener` until `shutdown` resolves, then stops accepting and waits for
-/// in-flight requests (the caller bounds that wait).
+/// Serves `service` on `listener` until `shutdown` resolves, then stops accepting (closes the
+/// listener, then sends on `closed` if given) and waits for in-flight requests (the caller
+/// bounds that wait).
 pub async fn serve<S, B>(
     service: S,
     listener: TcpListener,
     header_read_timeout: Duration,
     shutdown: impl Future<Output = ()>,
+    closed: Option<tokio::sync::oneshot::Sender<()>>,
 ) where
     S: tower_service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -81,6 +83,9 @@ pub async fn serve<S, B>(
         });
     }
     drop(listener);
+    if let Some(closed) = closed {
+        let _ = closed.send(());
+    }
     stopping.cancel();
     connections.close();
     connections.wait().await;
