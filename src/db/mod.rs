@@ -2,6 +2,7 @@
 //! per table group. Repository functions take a `GenericClient` so they run the same inside or
 //! outside a transaction; business rules live in `auth` and `users`, not here.
 
+pub mod audit;
 pub mod datadir;
 pub mod embedded;
 pub mod messages;
