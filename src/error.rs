@@ -19,6 +19,9 @@ pub enum Error {
     NotFound { code: &'static str, message: String },
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// It existed and is no longer usable (an expired, used-up or revoked invite).
+    #[error("{message}")]
+    Gone { code: &'static str, message: String },
     /// Too many requests of this kind; the client may retry after the given time, if any.
     #[error("{message}")]
     RateLimited {
@@ -65,6 +68,12 @@ impl Error {
             message: message.into(),
         }
     }
+    pub fn gone(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Gone {
+            code,
+            message: message.into(),
+        }
+    }
 
     /// The stable code clients and scripts match on.
     pub fn code(&self) -> &'static str {
@@ -74,6 +83,7 @@ impl Error {
             | Self::Forbidden { code, .. }
             | Self::NotFound { code, .. }
             | Self::Conflict { code, .. }
+            | Self::Gone { code, .. }
             | Self::RateLimited { code, .. } => code,
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",

@@ -62,6 +62,7 @@ impl From<Error> for ApiError {
             Error::Forbidden { .. } => StatusCode::FORBIDDEN,
             Error::NotFound { .. } => StatusCode::NOT_FOUND,
             Error::Conflict { .. } => StatusCode::CONFLICT,
+            Error::Gone { .. } => StatusCode::GONE,
             Error::RateLimited { retry_after_ms, .. } => {
                 let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, e.code(), e.to_string());
                 e.retry_after_ms = *retry_after_ms;
