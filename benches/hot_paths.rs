@@ -32,6 +32,8 @@ fn message(room_id: Uuid, seq: i64) -> MessageView {
         edited_at: None,
         deleted: false,
         deleted_at: None,
+        reply_to: None,
+        reactions: Vec::new(),
     }
 }
 

@@ -145,6 +145,17 @@ pub enum Event {
         connection_id: u64,
         reason: String,
     },
+    /// `username` added (`added`) or removed their reaction `emoji` to message `seq`; `count`
+    /// is how many reactions with it the message has now. At most ~200 bytes of payload (an
+    /// emoji is at most 64 bytes, a username 32).
+    Reaction {
+        room_id: Uuid,
+        seq: i64,
+        emoji: String,
+        username: String,
+        added: bool,
+        count: i64,
+    },
 }
 
 /// The largest NOTIFY payload PostgreSQL accepts is 8000 bytes (less one); a little is kept spare.

@@ -27,9 +27,11 @@ use uuid::Uuid;
 
 use super::access::{self, Action};
 use super::types::{ClientMsgId, MessageBody};
+use super::replies::{check_parent, decorate_as, ReplyTo};
 use super::{room_not_found, Actor, Chat, MessageView};
 use crate::bus::Bus;
-use crate::db::messages::{self, MessageRecord, NewMessages};
+use crate::db::messages::{self, NewMessages};
+use crate::db::replies::{self, Parent};
 use crate::db::rooms::{self, RoomAccess};
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -53,6 +55,8 @@ pub(super) struct Post {
     pub room: Uuid,
     pub body: MessageBody,
     pub client_msg_id: Option<ClientMsgId>,
+    /// The seq this message replies to (checked when stored: see `replies`).
+    pub reply_to: Option<i64>,
 }
 
 /// A post waiting in a writer's queue, with where its answer goes.
@@ -88,6 +92,8 @@ impl Post {
             edited_at: None,
             deleted: false,
             deleted_at: None,
+            reply_to: None,
+            reactions: Vec::new(),
         }
     }
 }
@@ -244,7 +250,13 @@ impl Chat {
 
     async fn store_alone(&self, pending: Pending) {
         let actor = pending.actor();
-        let store = self.store(&actor, pending.room, &pending.body, pending.client_msg_id.as_ref());
+        let store = self.store(
+            &actor,
+            pending.room,
+            &pending.body,
+            pending.client_msg_id.as_ref(),
+            pending.reply_to,
+        );
         let posted = tokio::time::timeout(self.store_deadline(), store)
             .await
             .unwrap_or_else(|_| {
@@ -306,7 +318,10 @@ impl Session {
             .iter()
             .filter_map(|p| Some((p.author, p.client_msg_id.as_ref()?.as_str())))
             .unzip();
-        let ((), rows, originals) = tokio::try_join!(
+        // The messages replied to, read after the locks like the rest (only when there are any).
+        let (parent_rooms, parent_seqs): (Vec<Uuid>, Vec<i64>) =
+            batch.iter().filter_map(|p| Some((p.room, p.reply_to?))).unzip();
+        let ((), rows, originals, parents) = tokio::try_join!(
             async {
                 tx.execute(&statements.lock, &[&locked]).await?;
                 Ok(())
@@ -318,21 +333,37 @@ impl Session {
                 }
                 messages::by_client_msg_ids(&tx, &statements.originals, &cmid_authors, &cmids).await
             },
+            async {
+                if parent_seqs.is_empty() {
+                    return Ok(Vec::new());
+                }
+                replies::parents(&tx, &parent_rooms, &parent_seqs).await
+            },
         )?;
+        let parents: HashMap<(Uuid, i64), Parent> = parents.into_iter().map(|p| ((p.room_id, p.seq), p)).collect();
+        let mut reply_tos: HashMap<usize, ReplyTo> = HashMap::new();
 
         // Who may post where, as `access::load` decides for one message.
         let mut access: Vec<Option<RoomAccess>> = vec![None; batch.len()];
         for (i, row) in rows {
             access[i] = Some(row);
         }
-        let originals: HashMap<(Uuid, String), MessageRecord> = originals
+        // A repeat is answered with its original as it is now (its parent, its reactions).
+        let (original_authors, mut original_views): (Vec<Option<Uuid>>, Vec<MessageView>) = originals
             .into_iter()
-            .filter_map(|(author, m)| Some(((author, m.client_msg_id.clone()?), m)))
+            .map(|(author, m)| (Some(author), MessageView::from(m)))
+            .unzip();
+        decorate_as(&tx, &original_authors, &mut original_views).await?;
+        let originals: HashMap<(Uuid, String), MessageView> = original_authors
+            .into_iter()
+            .zip(original_views)
+            .filter_map(|(author, m)| Some(((author?, m.client_msg_id.clone()?), m)))
             .collect();
         let outcomes: Vec<Option<Posted>> = batch
             .iter()
             .zip(access)
-            .map(|(pending, row)| {
+            .enumerate()
+            .map(|(i, (pending, row))| {
                 let access = row
                     .ok_or_else(room_not_found)
                     .and_then(|row| access::judge(&pending.actor(), row));
@@ -346,12 +377,16 @@ impl Session {
                         .and_then(|c| originals.get(&(pending.author, c.as_str().to_owned())));
                     if let Some(m) = original {
                         return Ok(Some(if m.room_id == pending.room {
-                            Ok((MessageView::from(m.clone()), false))
+                            Ok((m.clone(), false))
                         } else {
                             Err(client_msg_id_reused())
                         }));
                     }
                     a.writable()?;
+                    if let Some(seq) = pending.reply_to {
+                        let parent = check_parent(seq, parents.get(&(pending.room, seq)))?;
+                        reply_tos.insert(i, parent);
+                    }
                     Ok(None)
                 });
                 refused.unwrap_or_else(|e| Some(Err(e)))
@@ -369,6 +404,7 @@ impl Session {
             new.bodies.push(p.body.as_str());
             new.client_msg_ids
                 .push(p.client_msg_id.as_ref().map(ClientMsgId::as_str));
+            new.reply_tos.push(p.reply_to);
         }
         let stored = if fresh.is_empty() {
             Vec::new()
@@ -385,7 +421,11 @@ impl Session {
         let mut views: HashMap<usize, MessageView> = fresh
             .iter()
             .zip(new.ids.iter().zip(stored))
-            .map(|(&i, (&id, (seq, at)))| (i, batch[i].view(id, seq, at)))
+            .map(|(&i, (&id, (seq, at)))| {
+                let mut view = batch[i].view(id, seq, at);
+                view.reply_to = reply_tos.remove(&i);
+                (i, view)
+            })
             .collect();
         bus.announce(&tx, fresh.iter().filter_map(|i| views.get(i))).await?;
         tx.commit().await.map_err(|e| Failed::AtCommit(Error::from(e)))?;

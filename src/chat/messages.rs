@@ -7,6 +7,8 @@ use uuid::Uuid;
 
 use super::access::{self, Action};
 use super::ingest::{client_msg_id_reused, Post, Receipt};
+use super::reactions::Reaction;
+use super::replies::{self, decorate, ReplyTo};
 use super::types::{ClientMsgId, MessageBody};
 use super::{Actor, Chat, Page, MESSAGES_LIMIT};
 use crate::bus::{self, Event};
@@ -37,6 +39,13 @@ pub struct MessageView {
     #[serde(with = "time::serde::rfc3339::option")]
     #[schema(required = true)]
     pub deleted_at: Option<OffsetDateTime>,
+    /// The message this one replies to; `null` when it is not a reply.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub reply_to: Option<ReplyTo>,
+    /// One entry per emoji, in the order they were first used; none on a deleted message.
+    #[serde(default)]
+    pub reactions: Vec<Reaction>,
 }
 
 impl From<MessageRecord> for MessageView {
@@ -52,6 +61,9 @@ impl From<MessageRecord> for MessageView {
             edited_at: m.edited_at,
             deleted: m.deleted_at.is_some(),
             deleted_at: m.deleted_at,
+            // Read apart (`replies::decorate`).
+            reply_to: None,
+            reactions: Vec::new(),
         }
     }
 }
@@ -64,7 +76,7 @@ pub struct ReadState {
     pub unread_count: i64,
 }
 
-fn message_not_found(seq: i64) -> Error {
+pub(super) fn message_not_found(seq: i64) -> Error {
     Error::not_found("message_not_found", format!("no message with seq {seq} in this room"))
 }
 
@@ -82,8 +94,12 @@ impl Chat {
         room_id: Uuid,
         body: &str,
         client_msg_id: Option<&str>,
+        reply_to: Option<i64>,
     ) -> Result<(MessageView, bool)> {
-        self.submit(actor, room_id, body, client_msg_id).await?.wait().await
+        self.submit(actor, room_id, body, client_msg_id, reply_to)
+            .await?
+            .wait()
+            .await
     }
 
     /// [`post`](Self::post) in two steps: the message is validated, charged to the sender's rate
@@ -95,12 +111,14 @@ impl Chat {
         room_id: Uuid,
         body: &str,
         client_msg_id: Option<&str>,
+        reply_to: Option<i64>,
     ) -> Result<Receipt> {
         let Actor::User { id: author, username } = actor else {
             return Err(Error::invalid("invalid_actor", "messages are posted by users"));
         };
         let body = MessageBody::parse(body)?;
         let client_msg_id = client_msg_id.map(ClientMsgId::parse).transpose()?;
+        let reply_to = replies::parse_reply_to(reply_to)?;
         // Every well-formed attempt counts, before any database work: a flood of sends (even
         // refused ones) must cost the database nothing once over the rate.
         self.charge_send(*author)?;
@@ -110,6 +128,7 @@ impl Chat {
             room: room_id,
             body,
             client_msg_id,
+            reply_to,
         };
         self.ingest.submit(self, post).await
     }
@@ -121,6 +140,7 @@ impl Chat {
         room_id: Uuid,
         body: &MessageBody,
         client_msg_id: Option<&ClientMsgId>,
+        reply_to: Option<i64>,
     ) -> Result<(MessageView, bool)> {
         let Actor::User { id: author, username } = actor else {
             return Err(Error::invalid("invalid_actor", "messages are posted by users"));
@@ -142,6 +162,13 @@ impl Chat {
         let room = access::load(&tx, actor, room_id, true).await?;
         room.require(Action::Post)?;
         room.writable()?;
+        let parent = match reply_to {
+            Some(r) => {
+                let found = crate::db::replies::parents(&tx, &[room_id], &[r]).await?;
+                Some(replies::check_parent(r, found.first())?)
+            }
+            None => None,
+        };
         let seq = messages::next_seq(&tx, room_id).await?;
         let stored = messages::insert(
             &tx,
@@ -150,6 +177,7 @@ impl Chat {
             *author,
             body.as_str(),
             client_msg_id.map(ClientMsgId::as_str),
+            reply_to,
         )
         .await?;
         let Some((id, created_at)) = stored else {
@@ -174,6 +202,8 @@ impl Chat {
             edited_at: None,
             deleted: false,
             deleted_at: None,
+            reply_to: parent,
+            reactions: Vec::new(),
         };
         self.bus.announce(&tx, [&message]).await?;
         tx.commit().await?;
@@ -189,10 +219,12 @@ impl Chat {
         room_id: Uuid,
         cmid: &ClientMsgId,
     ) -> Result<Option<MessageView>> {
-        match messages::by_client_msg_id(c, author, cmid.as_str()).await? {
-            Some(m) if m.room_id != room_id => Err(client_msg_id_reused()),
-            other => Ok(other.map(MessageView::from)),
-        }
+        let mut original = match messages::by_client_msg_id(c, author, cmid.as_str()).await? {
+            Some(m) if m.room_id != room_id => return Err(client_msg_id_reused()),
+            other => other.map(MessageView::from),
+        };
+        decorate(c, Some(author), original.as_mut_slice()).await?;
+        Ok(original)
     }
 
     /// A page of history: `Before(seq)` newest first, `After(seq)` oldest first.
@@ -221,10 +253,9 @@ impl Chat {
         } else {
             None
         };
-        Ok(Page {
-            items: rows.into_iter().map(MessageView::from).collect(),
-            next_cursor,
-        })
+        let mut items: Vec<MessageView> = rows.into_iter().map(MessageView::from).collect();
+        decorate(&*conn, actor.user_id(), &mut items).await?;
+        Ok(Page { items, next_cursor })
     }
 
     /// Edits the body of one's own message.
@@ -250,7 +281,10 @@ impl Chat {
         let (edited, _) = messages::by_seq(&*conn, room_id, seq)
             .await?
             .ok_or_else(|| message_not_found(seq))?;
-        Ok(MessageView::from(edited))
+        let mut edited = [MessageView::from(edited)];
+        decorate(&*conn, actor.user_id(), &mut edited).await?;
+        let [edited] = edited;
+        Ok(edited)
     }
 
     /// Deletes a message (its author, or the room's owner and admins): the body is removed,

@@ -9,6 +9,8 @@ mod access;
 mod ingest;
 mod members;
 mod messages;
+mod reactions;
+mod replies;
 mod rooms;
 pub mod types;
 
@@ -23,6 +25,8 @@ pub use ingest::{Posted, Receipt};
 pub use members::{BanView, MemberView};
 pub use messages::{HistoryPage, MessageView, ReadState};
 pub use rooms::{RoomQuery, RoomUpdate, RoomView};
+pub use reactions::{Emoji, MessageReactions, Reaction};
+pub use replies::{decorate, ReplyTo};
 pub use types::{Role, Visibility};
 
 use crate::auth::AuthUser;

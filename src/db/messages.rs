@@ -69,12 +69,13 @@ pub async fn insert(
     author: Uuid,
     body: &str,
     client_msg_id: Option<&str>,
+    reply_to: Option<i64>,
 ) -> Result<Option<(Uuid, OffsetDateTime)>, tokio_postgres::Error> {
     let row = c
         .query_opt(
-            "INSERT INTO messages (id, room_id, seq, author_id, body, client_msg_id) VALUES ($1, $2, $3, $4, $5, $6) \
+            "INSERT INTO messages (id, room_id, seq, author_id, body, client_msg_id, reply_to) VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (author_id, client_msg_id) DO NOTHING RETURNING id, created_at",
-            &[&Uuid::new_v4(), &room, &seq, &author, &body, &client_msg_id],
+            &[&Uuid::new_v4(), &room, &seq, &author, &body, &client_msg_id, &reply_to],
         )
         .await?;
     Ok(row.map(|r| (r.get(0), r.get(1))))
@@ -88,25 +89,27 @@ pub struct NewMessages<'a> {
     pub authors: Vec<Uuid>,
     pub bodies: Vec<&'a str>,
     pub client_msg_ids: Vec<Option<&'a str>>,
+    /// The seq each message replies to, if any.
+    pub reply_tos: Vec<Option<i64>>,
 }
 
 /// Stores several messages with one statement (`$1` ids, `$2` rooms, `$3` authors, `$4` bodies,
-/// `$5` client_msg_ids; prepared once by the message writers, run with [`insert_many`]): each room's seqs are taken from its `last_seq`
+/// `$5` client_msg_ids, `$6` reply_tos; prepared once by the message writers, run with [`insert_many`]): each room's seqs are taken from its `last_seq`
 /// in posting order, the messages inserted, and each author's read marker moved to their last
 /// one. Returns `(seq, created_at)` per message, in order. The rooms must be locked. A
 /// `client_msg_id` already used is an error (a unique violation): the caller looked for
 /// repeats under the rooms' locks, so only another node can have raced it.
 pub const INSERT_MANY_SQL: &str = "WITH t AS ( \
-       SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[]) \
-         WITH ORDINALITY AS t(id, room_id, author_id, body, client_msg_id, ord)), \
+       SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::bigint[]) \
+         WITH ORDINALITY AS t(id, room_id, author_id, body, client_msg_id, reply_to, ord)), \
      counts AS (SELECT room_id, count(*) AS n FROM t GROUP BY room_id), \
      taken AS ( \
        UPDATE rooms r SET last_seq = r.last_seq + counts.n FROM counts WHERE r.id = counts.room_id \
        RETURNING r.id, r.last_seq - counts.n AS base), \
      stored AS ( \
-       INSERT INTO messages (id, room_id, seq, author_id, body, client_msg_id) \
+       INSERT INTO messages (id, room_id, seq, author_id, body, client_msg_id, reply_to) \
        SELECT t.id, t.room_id, taken.base + row_number() OVER (PARTITION BY t.room_id ORDER BY t.ord), \
-              t.author_id, t.body, t.client_msg_id \
+              t.author_id, t.body, t.client_msg_id, t.reply_to \
        FROM t JOIN taken ON taken.id = t.room_id \
        RETURNING id, room_id, author_id, seq, created_at), \
      marked AS ( \
@@ -124,7 +127,7 @@ pub async fn insert_many(
     let rows = c
         .query(
             statement,
-            &[&new.ids, &new.rooms, &new.authors, &new.bodies, &new.client_msg_ids],
+            &[&new.ids, &new.rooms, &new.authors, &new.bodies, &new.client_msg_ids, &new.reply_tos],
         )
         .await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())

@@ -8,6 +8,8 @@ pub mod embedded;
 pub mod messages;
 pub mod migrate;
 pub mod nodes;
+pub mod reactions;
+pub mod replies;
 pub mod rooms;
 pub mod sessions;
 pub mod users;

@@ -72,6 +72,9 @@ pub(super) struct PostMessage {
     /// The sender's idempotency key: a repeat stores nothing and returns the original.
     #[schema(pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
     client_msg_id: Option<String>,
+    /// The seq of the earlier message of this room that this one replies to (not deleted).
+    #[schema(minimum = 1)]
+    reply_to: Option<i64>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -90,15 +93,23 @@ pub(super) struct MarkRead {
 }
 
 /// A `seq` in a path: anything but a positive number names no message.
-fn seq_param(raw: &str) -> Result<i64, ApiError> {
+pub(super) fn seq_param(raw: &str) -> Result<i64, ApiError> {
     raw.parse::<i64>()
         .ok()
         .filter(|s| *s > 0)
         .ok_or_else(|| Error::not_found("message_not_found", "no such message in this room").into())
 }
 
-/// `before=SEQ` (newest first) or `after=SEQ` (oldest first); neither means the newest.
-fn history_page(q: &HashMap<String, String>) -> Result<HistoryPage, ApiError> {
+/// Which messages a history request asks for.
+enum Wanted {
+    Page(HistoryPage),
+    /// `around=SEQ`: the messages around one (`Chat::context`).
+    Around(i64),
+}
+
+/// `before=SEQ` (newest first), `after=SEQ` (oldest first) or `around=SEQ` (the messages
+/// around one, oldest first); none means the newest.
+fn history_page(q: &HashMap<String, String>) -> Result<Wanted, ApiError> {
     let seq = |name: &str| -> Result<Option<i64>, ApiError> {
         q.get(name)
             .map(|v| {
@@ -112,11 +123,15 @@ fn history_page(q: &HashMap<String, String>) -> Result<HistoryPage, ApiError> {
             })
             .transpose()
     };
-    match (seq("before")?, seq("after")?) {
-        (Some(_), Some(_)) => Err(Error::invalid("invalid_query", "give before or after, not both").into()),
-        (Some(b), None) => Ok(HistoryPage::Before(b)),
-        (None, Some(a)) => Ok(HistoryPage::After(a)),
-        (None, None) => Ok(HistoryPage::Before(i64::MAX)),
+    let around = seq("around")?;
+    match (seq("before")?, seq("after")?, around) {
+        (None, None, Some(0)) => Err(Error::invalid("invalid_seq", "around must be a message's seq (1 or more)").into()),
+        (None, None, Some(s)) => Ok(Wanted::Around(s)),
+        (_, _, Some(_)) => Err(Error::invalid("invalid_query", "give around without before or after").into()),
+        (Some(_), Some(_), None) => Err(Error::invalid("invalid_query", "give before or after, not both").into()),
+        (Some(b), None, None) => Ok(Wanted::Page(HistoryPage::Before(b))),
+        (None, Some(a), None) => Ok(Wanted::Page(HistoryPage::After(a))),
+        (None, None, None) => Ok(Wanted::Page(HistoryPage::Before(i64::MAX))),
     }
 }
 
@@ -125,7 +140,7 @@ async fn post(id: String, auth: Option<String>, body: Body, state: AppState) -> 
         let req: PostMessage = parse_json(body)?;
         let (message, new) = state
             .chat
-            .post(actor, room, &req.body, req.client_msg_id.as_deref())
+            .post(actor, room, &req.body, req.client_msg_id.as_deref(), req.reply_to)
             .await?;
         let mut res = json(StatusCode::CREATED, &message);
         if !new {
@@ -141,12 +156,13 @@ async fn post(id: String, auth: Option<String>, body: Body, state: AppState) -> 
 async fn history(id: String, auth: Option<String>, q: Query, state: AppState) -> Result<Response, ApiError> {
     in_room(&state, auth, &id, async |actor, room| {
         let q = q?;
-        let page = history_page(&q)?;
+        let wanted = history_page(&q)?;
         let limit = param_limit(&q, MESSAGES_LIMIT)?;
-        Ok(json(
-            StatusCode::OK,
-            &state.chat.history(actor, room, page, limit).await?,
-        ))
+        let page = match wanted {
+            Wanted::Page(page) => state.chat.history(actor, room, page, limit).await?,
+            Wanted::Around(seq) => state.chat.context(actor, room, seq, limit).await?,
+        };
+        Ok(json(StatusCode::OK, &page))
     })
     .await
 }

@@ -10,6 +10,7 @@ mod health;
 mod members;
 mod messages;
 pub mod openapi;
+mod reactions;
 mod rooms;
 pub mod server;
 mod sessions;
@@ -53,6 +54,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = w
         .or(crate::ws::routes(&state))
         .unify()
         .or(openapi::routes())
+        .unify()
+        .or(reactions::routes(&state))
         .unify()
         // Boxed: the nested `Or` types grow with every route, and past a depth rustc's trait
         // solver gives up in release builds (E0275 overflow evaluating `Unpin`).

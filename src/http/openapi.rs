@@ -24,6 +24,7 @@ use super::users::{ChangePassword, DeleteMe, PatchMe};
 use crate::admin::types::{CloseRequest, ConnectionInfo, NodeStats, PoolStats, RoomInfo, Stats, Totals};
 use crate::auth::{SessionView, TokenPair};
 use crate::chat::{BanView, MemberView, MessageView, ReadState, Role, RoomView, Visibility};
+use crate::chat::{MessageReactions, Reaction, ReplyTo};
 use crate::page::Page;
 use crate::users::{PublicProfile, User};
 
@@ -179,12 +180,15 @@ fn allowed_methods(table: &MethodTable, path: &str) -> Option<String> {
         operations::admin_enable_user,
         operations::admin_stream,
         operations::websocket,
+        operations::add_reaction,
+        operations::remove_reaction,
     ),
     components(
         schemas(
             ErrorBody, ErrorDetail, Health, Readiness, User, PublicProfile, TokenPair, SessionView,
             Visibility, Role, RoomView, MemberView, BanView, MessageView, ReadState,
             Stats, NodeStats, PoolStats, Totals, ConnectionInfo, RoomInfo, CloseRequest,
+            ReplyTo, Reaction, MessageReactions,
         ),
         responses(
             operations::Unauthorized,
@@ -709,23 +713,25 @@ mod operations {
             (status = 401, response = Unauthorized),
             (status = 403, description = "`not_a_member`, `banned`, `account_disabled`", body = ErrorBody),
             (status = 404, description = "`room_not_found`", body = ErrorBody),
-            (status = 409, description = "`room_archived`, `client_msg_id_reused` (used in another room)", body = ErrorBody),
+            (status = 409, description = "`room_archived`, `client_msg_id_reused` (used in another room), `reply_to_deleted`", body = ErrorBody),
             (status = 408, response = TooSlow),
             (status = 413, response = TooLarge),
             (status = 415, response = UnsupportedMediaType),
-            (status = 422, description = "`invalid_message`, `invalid_client_msg_id`, `invalid_input`", body = ErrorBody),
+            (status = 422, description = "`invalid_message`, `invalid_client_msg_id`, `invalid_reply_to` (no such message in this room), `invalid_input`", body = ErrorBody),
             (status = 429, description = "`rate_limited`: over `limits.messages_per_sec`; `Retry-After` and `error.retry_after_ms` say when to retry", body = ErrorBody,
                 headers(("Retry-After" = u64, description = "Seconds"))),
             (status = 503, response = Unavailable),
         ))]
     fn post_message() {}
 
-    /// History: `before` (or neither: the newest) newest first, `after` oldest first.
+    /// History: `before` (or neither: the newest) newest first, `after` oldest first, `around` the
+    /// messages around one, oldest first.
     #[utoipa::path(get, path = "/api/v1/rooms/{id}/messages", tag = "messages", security(("bearer" = [])),
         params(
             ("id" = Uuid, Path, description = "A room's id"),
             ("before" = Option<i64>, Query, minimum = 0, description = "Messages before this seq, newest first (pass `next_cursor` back here)"),
             ("after" = Option<i64>, Query, minimum = 0, description = "Messages after this seq, oldest first (not with `before`)"),
+            ("around" = Option<i64>, Query, minimum = 1, description = "Up to `limit` messages centred on this seq, oldest first, it included (with an even `limit`, one more before it; one side short of messages leaves more to the other); `next_cursor` is `null`. Not with `before` or `after`"),
             ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "1–200, default 50"),
         ),
         responses(
@@ -733,8 +739,8 @@ mod operations {
             (status = 400, description = "`invalid_query` (a malformed query string)", body = ErrorBody),
             (status = 401, response = Unauthorized),
             (status = 403, description = "`banned`, `account_disabled`", body = ErrorBody),
-            (status = 404, description = "`room_not_found`", body = ErrorBody),
-            (status = 422, description = "`invalid_seq`, `invalid_query` (both `before` and `after`), `invalid_limit`, `invalid_input`", body = ErrorBody),
+            (status = 404, description = "`room_not_found`, `message_not_found` (no message at `around`)", body = ErrorBody),
+            (status = 422, description = "`invalid_seq`, `invalid_query` (both `before` and `after`, or `around` with either), `invalid_limit`, `invalid_input`", body = ErrorBody),
             (status = 503, response = Unavailable),
         ))]
     fn history() {}
@@ -965,4 +971,40 @@ mod operations {
             (status = 503, response = Unavailable),
         ))]
     fn websocket() {}
+
+    /// React to a message with an emoji (whoever may post in the room); adding it again changes nothing.
+    #[utoipa::path(put, path = "/api/v1/rooms/{id}/messages/{seq}/reactions/{emoji}", tag = "messages", security(("bearer" = [])),
+        params(
+            ("id" = Uuid, Path, description = "A room's id"),
+            ("seq" = i64, Path, minimum = 1, description = "The message's seq"),
+            ("emoji" = String, Path, description = "One Unicode emoji, percent-encoded (at most 64 bytes; a skin tone is part of it)"),
+        ),
+        responses(
+            (status = 200, description = "The message's reactions", body = MessageReactions),
+            (status = 401, response = Unauthorized),
+            (status = 403, description = "`not_a_member`, `banned`, `account_disabled`", body = ErrorBody),
+            (status = 404, description = "`room_not_found`, `message_not_found`", body = ErrorBody),
+            (status = 409, description = "`message_deleted`, `room_archived`, `too_many_reactions` (50 different emojis on the message)", body = ErrorBody),
+            (status = 422, description = "`invalid_emoji`", body = ErrorBody),
+            (status = 503, response = Unavailable),
+        ))]
+    fn add_reaction() {}
+
+    /// Remove my reaction; removing one that is not there changes nothing.
+    #[utoipa::path(delete, path = "/api/v1/rooms/{id}/messages/{seq}/reactions/{emoji}", tag = "messages", security(("bearer" = [])),
+        params(
+            ("id" = Uuid, Path, description = "A room's id"),
+            ("seq" = i64, Path, minimum = 1, description = "The message's seq"),
+            ("emoji" = String, Path, description = "One Unicode emoji, percent-encoded"),
+        ),
+        responses(
+            (status = 200, description = "The message's reactions", body = MessageReactions),
+            (status = 401, response = Unauthorized),
+            (status = 403, description = "`not_a_member`, `banned`, `account_disabled`", body = ErrorBody),
+            (status = 404, description = "`room_not_found`, `message_not_found`", body = ErrorBody),
+            (status = 409, description = "`message_deleted`, `room_archived`", body = ErrorBody),
+            (status = 422, description = "`invalid_emoji`", body = ErrorBody),
+            (status = 503, response = Unavailable),
+        ))]
+    fn remove_reaction() {}
 }

@@ -250,6 +250,7 @@ async fn handle(text: &str, conn: &Arc<Conn>, state: &AppState, actor: &Actor, s
                 room_id,
                 body,
                 client_msg_id,
+                reply_to,
             } => {
                 // Queued in order, acked when stored: the next frame is read meanwhile, so a
                 // client may have several sends in flight (up to SENDS_IN_FLIGHT).
@@ -259,7 +260,10 @@ async fn handle(text: &str, conn: &Arc<Conn>, state: &AppState, actor: &Actor, s
                     .acquire_owned()
                     .await
                     .map_err(|_| Error::Internal("send slots closed".into()))?;
-                let receipt = state.chat.submit(actor, room, &body, Some(&client_msg_id)).await?;
+                let receipt = state
+                    .chat
+                    .submit(actor, room, &body, Some(&client_msg_id), reply_to)
+                    .await?;
                 let conn = conn.clone();
                 let id = id.cloned();
                 tokio::spawn(async move {
@@ -560,15 +564,19 @@ impl Writer {
             if !self.conn.is_subscribed(room) {
                 return Ok(());
             }
-            let rows = {
+            let messages = {
                 let c = self.db.conn().await.map_err(Stop::Database)?;
-                messages::history(&*c, room, HistoryPage::After(cursor), REPLAY_PAGE)
+                let rows = messages::history(&*c, room, HistoryPage::After(cursor), REPLAY_PAGE)
                     .await
-                    .map_err(|e| Stop::Database(e.into()))?
+                    .map_err(|e| Stop::Database(e.into()))?;
+                let mut messages: Vec<MessageView> = rows.into_iter().map(MessageView::from).collect();
+                crate::chat::decorate(&*c, Some(self.conn.user_id), &mut messages)
+                    .await
+                    .map_err(|e| Stop::Database(e.into()))?;
+                messages
             };
-            let full = rows.len() as i64 == REPLAY_PAGE;
-            for row in rows {
-                let message = MessageView::from(row);
+            let full = messages.len() as i64 == REPLAY_PAGE;
+            for message in messages {
                 self.write(sink, ServerFrame::Message(&message).encode()).await?;
                 self.cursors.insert(room, message.seq);
             }

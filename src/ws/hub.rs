@@ -728,8 +728,11 @@ impl Hub {
                 let Some((record, _)) = messages::by_seq(&*conn, room_id, seq).await? else {
                     return Ok(());
                 };
+                // One frame for every subscriber: `me` is nobody's (false) in it.
+                let mut message = [MessageView::from(record)];
+                crate::chat::decorate(&*conn, None, &mut message).await?;
+                let [message] = message;
                 drop(conn);
-                let message = MessageView::from(record);
                 let frame = if message.deleted {
                     ServerFrame::MessageDeleted {
                         room_id,
@@ -826,6 +829,24 @@ impl Hub {
                 }
             }
             Event::RoomDeleted { room_id } => self.drop_subscriptions(room_id, None, "room_deleted"),
+            Event::Reaction {
+                room_id,
+                seq,
+                emoji,
+                username,
+                added,
+                count,
+            } => {
+                let frame = ServerFrame::Reaction {
+                    room_id,
+                    seq,
+                    emoji: &emoji,
+                    user: &username,
+                    added,
+                    count,
+                };
+                self.room_frame(room_id, Some(seq), &frame, None);
+            }
             Event::SessionEnded { session_id, reason } => {
                 for conn in self.all_conns().into_iter().filter(|c| c.session_id == session_id) {
                     conn.close(Close::SessionEnded(reason.clone()));

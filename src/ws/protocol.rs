@@ -46,6 +46,7 @@ pub enum ClientFrame {
         room_id: String,
         body: String,
         client_msg_id: String,
+        reply_to: Option<i64>,
     },
     Typing {
         room_id: String,
@@ -76,6 +77,8 @@ struct SendFields {
     room_id: String,
     body: String,
     client_msg_id: String,
+    #[serde(default)]
+    reply_to: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -128,6 +131,7 @@ pub fn parse(text: &str) -> Result<(Option<Value>, ClientFrame), FrameError> {
             room_id: f.room_id,
             body: f.body,
             client_msg_id: f.client_msg_id,
+            reply_to: f.reply_to,
         }),
         "typing" => fields_of::<RoomFields>(&kind, rest).map(|f| ClientFrame::Typing { room_id: f.room_id }),
         "read" => fields_of::<ReadFields>(&kind, rest).map(|f| ClientFrame::Read {
@@ -261,6 +265,16 @@ pub enum ServerFrame<'a> {
     Pong {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<&'a Value>,
+    },
+    /// `user` added (`added`) or removed their reaction `emoji` to message `seq`; `count`:
+    /// how many reacted with it now.
+    Reaction {
+        room_id: Uuid,
+        seq: i64,
+        emoji: &'a str,
+        user: &'a str,
+        added: bool,
+        count: i64,
     },
 }
 
