@@ -24,3 +24,4 @@ mod sessions;
 mod tui;
 mod users;
 mod ws;
+mod replies;
