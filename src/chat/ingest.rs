@@ -26,8 +26,8 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::access::{self, Action};
-use super::types::{ClientMsgId, MessageBody};
 use super::replies::{check_parent, decorate_as, ReplyTo};
+use super::types::{ClientMsgId, MessageBody};
 use super::{room_not_found, Actor, Chat, MessageView};
 use crate::bus::Bus;
 use crate::db::messages::{self, NewMessages};

@@ -24,9 +24,9 @@ use uuid::Uuid;
 pub use ingest::{Posted, Receipt};
 pub use members::{BanView, MemberView};
 pub use messages::{HistoryPage, MessageView, ReadState};
-pub use rooms::{RoomQuery, RoomUpdate, RoomView};
 pub use reactions::{Emoji, MessageReactions, Reaction};
 pub use replies::{decorate, ReplyTo};
+pub use rooms::{RoomQuery, RoomUpdate, RoomView};
 pub use types::{Role, Visibility};
 
 use crate::auth::AuthUser;

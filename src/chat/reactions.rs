@@ -79,7 +79,14 @@ pub struct MessageReactions {
 impl Chat {
     /// Adds (`add`) or removes the actor's reaction `emoji` to the message `seq`; returns the
     /// message's reactions. Whoever may post in the room may react.
-    pub async fn react(&self, actor: &Actor, room_id: Uuid, seq: i64, emoji: &str, add: bool) -> Result<MessageReactions> {
+    pub async fn react(
+        &self,
+        actor: &Actor,
+        room_id: Uuid,
+        seq: i64,
+        emoji: &str,
+        add: bool,
+    ) -> Result<MessageReactions> {
         let Some(me) = actor.user_id() else {
             return Err(Error::invalid("invalid_actor", "reactions belong to users"));
         };

@@ -145,7 +145,13 @@ fn window(limit: usize, before: usize, after: usize) -> (usize, usize) {
 
 impl Chat {
     /// Up to `limit` messages around `seq`, oldest first, `seq` included (see [`window`]).
-    pub async fn context(&self, actor: &Actor, room_id: Uuid, seq: i64, limit: Option<i64>) -> Result<Page<MessageView>> {
+    pub async fn context(
+        &self,
+        actor: &Actor,
+        room_id: Uuid,
+        seq: i64,
+        limit: Option<i64>,
+    ) -> Result<Page<MessageView>> {
         let limit = MESSAGES_LIMIT.apply(limit)?;
         let conn = self.db.conn().await?;
         // As `history`: the access check and both sides are sent together.

@@ -127,7 +127,14 @@ pub async fn insert_many(
     let rows = c
         .query(
             statement,
-            &[&new.ids, &new.rooms, &new.authors, &new.bodies, &new.client_msg_ids, &new.reply_tos],
+            &[
+                &new.ids,
+                &new.rooms,
+                &new.authors,
+                &new.bodies,
+                &new.client_msg_ids,
+                &new.reply_tos,
+            ],
         )
         .await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())

@@ -62,7 +62,12 @@ pub async fn lock_message(
 }
 
 /// Adds `user`'s reaction; `false` if it was there already.
-pub async fn add(c: &impl GenericClient, message: Uuid, emoji: &str, user: Uuid) -> Result<bool, tokio_postgres::Error> {
+pub async fn add(
+    c: &impl GenericClient,
+    message: Uuid,
+    emoji: &str,
+    user: Uuid,
+) -> Result<bool, tokio_postgres::Error> {
     let n = c
         .execute(
             "INSERT INTO message_reactions (message_id, emoji, user_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
@@ -73,7 +78,12 @@ pub async fn add(c: &impl GenericClient, message: Uuid, emoji: &str, user: Uuid)
 }
 
 /// Removes `user`'s reaction; `false` if there was none.
-pub async fn remove(c: &impl GenericClient, message: Uuid, emoji: &str, user: Uuid) -> Result<bool, tokio_postgres::Error> {
+pub async fn remove(
+    c: &impl GenericClient,
+    message: Uuid,
+    emoji: &str,
+    user: Uuid,
+) -> Result<bool, tokio_postgres::Error> {
     let n = c
         .execute(
             "DELETE FROM message_reactions WHERE message_id = $1 AND emoji = $2 AND user_id = $3",

@@ -24,7 +24,11 @@ pub struct Parent {
 }
 
 /// The messages at `(rooms[i], seqs[i])`, those that exist.
-pub async fn parents(c: &impl GenericClient, rooms: &[Uuid], seqs: &[i64]) -> Result<Vec<Parent>, tokio_postgres::Error> {
+pub async fn parents(
+    c: &impl GenericClient,
+    rooms: &[Uuid],
+    seqs: &[i64],
+) -> Result<Vec<Parent>, tokio_postgres::Error> {
     let sql = "SELECT p.room_id, p.seq, pa.username, left(p.body, $3), p.deleted_at \
                FROM unnest($1::uuid[], $2::bigint[]) AS t(room_id, seq) \
                JOIN messages p ON p.room_id = t.room_id AND p.seq = t.seq \

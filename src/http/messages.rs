@@ -125,7 +125,9 @@ fn history_page(q: &HashMap<String, String>) -> Result<Wanted, ApiError> {
     };
     let around = seq("around")?;
     match (seq("before")?, seq("after")?, around) {
-        (None, None, Some(0)) => Err(Error::invalid("invalid_seq", "around must be a message's seq (1 or more)").into()),
+        (None, None, Some(0)) => {
+            Err(Error::invalid("invalid_seq", "around must be a message's seq (1 or more)").into())
+        }
         (None, None, Some(s)) => Ok(Wanted::Around(s)),
         (_, _, Some(_)) => Err(Error::invalid("invalid_query", "give around without before or after").into()),
         (Some(_), Some(_), None) => Err(Error::invalid("invalid_query", "give before or after, not both").into()),

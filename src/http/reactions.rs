@@ -37,10 +37,7 @@ async fn react(
 ) -> Result<Response, ApiError> {
     in_room(&state, auth, &id, async |actor, room| {
         let seq = seq_param(&seq)?;
-        let reactions = state
-            .chat
-            .react(actor, room, seq, &path_param(&emoji), add)
-            .await?;
+        let reactions = state.chat.react(actor, room, seq, &path_param(&emoji), add).await?;
         Ok(json(StatusCode::OK, &reactions))
     })
     .await

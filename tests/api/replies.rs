@@ -41,7 +41,8 @@ async fn a_reply_shows_its_parent_quoted_and_a_tombstone_once_the_parent_is_dele
     let app = TestApp::spawn().await;
     let (alice, bob) = (app.user("alice").await, app.user("bob").await);
     let room = app.room(&alice, "club", "public").await;
-    app.expect(200, "POST", &format!("/api/v1/rooms/{room}/join"), Some(&bob), None).await;
+    app.expect(200, "POST", &format!("/api/v1/rooms/{room}/join"), Some(&bob), None)
+        .await;
     let long = format!("{}é and more", "a".repeat(99));
     app.say(&alice, &room, &long).await;
     app.say(&alice, &room, "short one").await;
@@ -55,11 +56,17 @@ async fn a_reply_shows_its_parent_quoted_and_a_tombstone_once_the_parent_is_dele
     );
     assert_eq!(m["reactions"], json!([]));
     let (s, m) = reply(&app, &bob, &room, "again", json!(2)).await;
-    assert_eq!((s, &m["reply_to"]["quote"], &m["reply_to"]["truncated"]), (201, &json!("short one"), &json!(false)));
+    assert_eq!(
+        (s, &m["reply_to"]["quote"], &m["reply_to"]["truncated"]),
+        (201, &json!("short one"), &json!(false))
+    );
 
     // History shows the parent as it is now: not a reply is `null`, a deleted parent a tombstone.
-    app.expect(204, "DELETE", &format!("{}/1", messages(&room)), Some(&alice), None).await;
-    let page = app.expect(200, "GET", &format!("{}?after=0", messages(&room)), Some(&bob), None).await;
+    app.expect(204, "DELETE", &format!("{}/1", messages(&room)), Some(&alice), None)
+        .await;
+    let page = app
+        .expect(200, "GET", &format!("{}?after=0", messages(&room)), Some(&bob), None)
+        .await;
     let items = page["items"].as_array().unwrap();
     assert_eq!(items[0]["reply_to"], Value::Null);
     assert_eq!(
@@ -96,8 +103,12 @@ async fn reply_to_must_name_an_earlier_message_of_the_room() {
     assert_eq!((s, &m["seq"], &m["reply_to"]), (201, &json!(2), &Value::Null));
     // A retry of a reply returns the original, with its parent.
     let body = json!({"body": "retry me", "client_msg_id": "r-1", "reply_to": 2});
-    let first = app.expect(201, "POST", &messages(&room), Some(&alice), Some(body.clone())).await;
-    let again = app.expect(201, "POST", &messages(&room), Some(&alice), Some(body)).await;
+    let first = app
+        .expect(201, "POST", &messages(&room), Some(&alice), Some(body.clone()))
+        .await;
+    let again = app
+        .expect(201, "POST", &messages(&room), Some(&alice), Some(body))
+        .await;
     assert_eq!(first, again);
     assert_eq!(again["reply_to"]["seq"], 2);
 }
@@ -107,7 +118,8 @@ async fn replies_over_the_websocket_are_acked_and_delivered_with_their_parent() 
     let app = TestApp::spawn().await;
     let (alice, bob) = (app.user("alice").await, app.user("bob").await);
     let room = app.room(&alice, "club", "public").await;
-    app.expect(200, "POST", &format!("/api/v1/rooms/{room}/join"), Some(&bob), None).await;
+    app.expect(200, "POST", &format!("/api/v1/rooms/{room}/join"), Some(&bob), None)
+        .await;
     app.say(&alice, &room, "the question").await;
 
     let mut watcher = app.ws(&alice).await;
@@ -123,10 +135,19 @@ async fn replies_over_the_websocket_are_acked_and_delivered_with_their_parent() 
     assert_eq!(live["reactions"], json!([]));
 
     // Refused replies are error frames with the same codes; the connection goes on.
-    for (to, want) in [(json!(0), "invalid_reply_to"), (json!(-4), "invalid_reply_to"), (json!(9), "invalid_reply_to"), (json!("1"), "invalid_frame")] {
+    for (to, want) in [
+        (json!(0), "invalid_reply_to"),
+        (json!(-4), "invalid_reply_to"),
+        (json!(9), "invalid_reply_to"),
+        (json!("1"), "invalid_frame"),
+    ] {
         let frame = json!({"type": "send", "room_id": room, "body": "x", "client_msg_id": "w-bad", "reply_to": to});
         let e = ws.request(frame, "bad").await;
-        assert_eq!((e["type"].as_str(), e["code"].as_str()), (Some("error"), Some(want)), "{to}: {e}");
+        assert_eq!(
+            (e["type"].as_str(), e["code"].as_str()),
+            (Some("error"), Some(want)),
+            "{to}: {e}"
+        );
     }
     // A subscriber catching up later gets the reply with its parent, from the database.
     let mut late = app.ws(&bob).await;
@@ -161,9 +182,15 @@ async fn around_returns_the_messages_centred_on_one() {
         assert_eq!(page["next_cursor"], Value::Null, "{q}");
     }
     // A deleted message is still a place to jump to: its tombstone is in the middle.
-    app.expect(204, "DELETE", &format!("{}/4", messages(&room)), Some(&alice), None).await;
-    let page = app.expect(200, "GET", &around("around=4&limit=3"), Some(&alice), None).await;
-    assert_eq!((seqs(&page), &page["items"][1]["deleted"]), (vec![3, 4, 5], &json!(true)));
+    app.expect(204, "DELETE", &format!("{}/4", messages(&room)), Some(&alice), None)
+        .await;
+    let page = app
+        .expect(200, "GET", &around("around=4&limit=3"), Some(&alice), None)
+        .await;
+    assert_eq!(
+        (seqs(&page), &page["items"][1]["deleted"]),
+        (vec![3, 4, 5], &json!(true))
+    );
 
     for (q, status, want) in [
         ("around=5&before=3", 422, "invalid_query"),
@@ -187,21 +214,33 @@ async fn reactions_are_one_per_user_and_emoji_counted_with_me_for_each_reader() 
     let app = TestApp::spawn().await;
     let (alice, bob) = (app.user("alice").await, app.user("bob").await);
     let room = app.room(&alice, "club", "public").await;
-    app.expect(200, "POST", &format!("/api/v1/rooms/{room}/join"), Some(&bob), None).await;
+    app.expect(200, "POST", &format!("/api/v1/rooms/{room}/join"), Some(&bob), None)
+        .await;
     app.say(&alice, &room, "react to me").await;
 
-    let r = app.expect(200, "PUT", &reaction(&room, 1, "👍"), Some(&alice), None).await;
-    assert_eq!(r, json!({"room_id": room, "seq": 1, "reactions": [{"emoji": "👍", "count": 1, "me": true}]}));
-    let again = app.expect(200, "PUT", &reaction(&room, 1, "👍"), Some(&alice), None).await;
+    let r = app
+        .expect(200, "PUT", &reaction(&room, 1, "👍"), Some(&alice), None)
+        .await;
+    assert_eq!(
+        r,
+        json!({"room_id": room, "seq": 1, "reactions": [{"emoji": "👍", "count": 1, "me": true}]})
+    );
+    let again = app
+        .expect(200, "PUT", &reaction(&room, 1, "👍"), Some(&alice), None)
+        .await;
     assert_eq!(again, r, "adding it twice is one reaction");
-    app.expect(200, "PUT", &reaction(&room, 1, "👍"), Some(&bob), None).await;
+    app.expect(200, "PUT", &reaction(&room, 1, "👍"), Some(&bob), None)
+        .await;
     // `❤` without its variation selector is the same emoji as `❤️`.
-    let r = app.expect(200, "PUT", &reaction(&room, 1, "\u{2764}"), Some(&bob), None).await;
+    let r = app
+        .expect(200, "PUT", &reaction(&room, 1, "\u{2764}"), Some(&bob), None)
+        .await;
     assert_eq!(
         r["reactions"],
         json!([{"emoji": "👍", "count": 2, "me": true}, {"emoji": "\u{2764}\u{fe0f}", "count": 1, "me": true}])
     );
-    app.expect(200, "PUT", &reaction(&room, 1, "👍🏽"), Some(&bob), None).await;
+    app.expect(200, "PUT", &reaction(&room, 1, "👍🏽"), Some(&bob), None)
+        .await;
 
     // Each reader sees `me` for themselves, in the order the emojis were first used.
     let as_seen_by = async |token: &str| {
@@ -217,18 +256,31 @@ async fn reactions_are_one_per_user_and_emoji_counted_with_me_for_each_reader() 
         ])
     );
     let carol = app.user("carol").await;
-    assert_eq!(as_seen_by(&carol).await[0], json!({"emoji": "👍", "count": 2, "me": false}));
+    assert_eq!(
+        as_seen_by(&carol).await[0],
+        json!({"emoji": "👍", "count": 2, "me": false})
+    );
 
-    let r = app.expect(200, "DELETE", &reaction(&room, 1, "👍"), Some(&alice), None).await;
+    let r = app
+        .expect(200, "DELETE", &reaction(&room, 1, "👍"), Some(&alice), None)
+        .await;
     assert_eq!(r["reactions"][0], json!({"emoji": "👍", "count": 1, "me": false}));
-    let again = app.expect(200, "DELETE", &reaction(&room, 1, "👍"), Some(&alice), None).await;
+    let again = app
+        .expect(200, "DELETE", &reaction(&room, 1, "👍"), Some(&alice), None)
+        .await;
     assert_eq!(again, r, "removing a missing reaction changes nothing");
-    app.expect(200, "DELETE", &reaction(&room, 1, "👍"), Some(&bob), None).await;
+    app.expect(200, "DELETE", &reaction(&room, 1, "👍"), Some(&bob), None)
+        .await;
     let left = as_seen_by(&bob).await;
-    assert_eq!(left.as_array().unwrap().len(), 2, "an emoji nobody uses any more is gone: {left}");
+    assert_eq!(
+        left.as_array().unwrap().len(),
+        2,
+        "an emoji nobody uses any more is gone: {left}"
+    );
 
     // A deleted message has no reactions and takes none.
-    app.expect(204, "DELETE", &format!("{}/1", messages(&room)), Some(&alice), None).await;
+    app.expect(204, "DELETE", &format!("{}/1", messages(&room)), Some(&alice), None)
+        .await;
     assert_eq!(as_seen_by(&bob).await, json!([]));
     for method in ["PUT", "DELETE"] {
         let (s, e) = app.call(method, &reaction(&room, 1, "👍"), Some(&bob), None).await;
@@ -256,13 +308,20 @@ async fn emojis_are_validated_and_capped_per_message() {
         let (s, e) = app.call("PUT", &bad, Some(&alice), None).await;
         assert_eq!((s, code(&e)), (422, "invalid_emoji"), "{bad}: {e}");
     }
-    for (path, want) in [(reaction(&room, 2, "👍"), "message_not_found"), (reaction(&room, 0, "👍"), "message_not_found")] {
+    for (path, want) in [
+        (reaction(&room, 2, "👍"), "message_not_found"),
+        (reaction(&room, 0, "👍"), "message_not_found"),
+    ] {
         let (s, e) = app.call("PUT", &path, Some(&alice), None).await;
         assert_eq!((s, code(&e)), (404, want), "{path}");
     }
 
     // 50 different emojis at most on one message; one already there may still be added.
-    let many: Vec<&str> = emojis::iter().filter(|e| e.skin_tone().is_none()).map(|e| e.as_str()).take(51).collect();
+    let many: Vec<&str> = emojis::iter()
+        .filter(|e| e.skin_tone().is_none())
+        .map(|e| e.as_str())
+        .take(51)
+        .collect();
     let db = app.db.client().await;
     db.execute(
         "INSERT INTO message_reactions (message_id, emoji, user_id) \
@@ -274,9 +333,17 @@ async fn emojis_are_validated_and_capped_per_message() {
     let (s, e) = app.call("PUT", &reaction(&room, 1, many[50]), Some(&alice), None).await;
     assert_eq!((s, code(&e)), (409, "too_many_reactions"));
     let bob = app.user("bob").await;
-    app.expect(200, "POST", &format!("/api/v1/rooms/{room}/join"), Some(&bob), None).await;
-    let r = app.expect(200, "PUT", &reaction(&room, 1, many[0]), Some(&bob), None).await;
-    let first = r["reactions"].as_array().unwrap().iter().find(|x| x["emoji"] == many[0]).cloned();
+    app.expect(200, "POST", &format!("/api/v1/rooms/{room}/join"), Some(&bob), None)
+        .await;
+    let r = app
+        .expect(200, "PUT", &reaction(&room, 1, many[0]), Some(&bob), None)
+        .await;
+    let first = r["reactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["emoji"] == many[0])
+        .cloned();
     assert_eq!(first, Some(json!({"emoji": many[0], "count": 2, "me": true})));
     assert_eq!(r["reactions"].as_array().unwrap().len(), 50);
 }
@@ -284,7 +351,11 @@ async fn emojis_are_validated_and_capped_per_message() {
 #[tokio::test]
 async fn who_may_react_is_who_may_post() {
     let app = TestApp::spawn().await;
-    let (alice, bob, mallory) = (app.user("alice").await, app.user("bob").await, app.user("mallory").await);
+    let (alice, bob, mallory) = (
+        app.user("alice").await,
+        app.user("bob").await,
+        app.user("mallory").await,
+    );
     let public = app.room(&alice, "open", "public").await;
     let private = app.room(&alice, "closed", "private").await;
     app.say(&alice, &public, "hi").await;
@@ -305,23 +376,48 @@ async fn who_may_react_is_who_may_post() {
     assert_eq!(s, 401);
 
     // Kicked: a non-member again. Banned: refused.
-    app.expect(200, "POST", &format!("/api/v1/rooms/{public}/join"), Some(&bob), None).await;
-    app.expect(200, "PUT", &reaction(&public, 1, "👍"), Some(&bob), None).await;
-    app.expect(204, "DELETE", &format!("/api/v1/rooms/{public}/members/bob"), Some(&alice), None).await;
+    app.expect(200, "POST", &format!("/api/v1/rooms/{public}/join"), Some(&bob), None)
+        .await;
+    app.expect(200, "PUT", &reaction(&public, 1, "👍"), Some(&bob), None)
+        .await;
+    app.expect(
+        204,
+        "DELETE",
+        &format!("/api/v1/rooms/{public}/members/bob"),
+        Some(&alice),
+        None,
+    )
+    .await;
     assert_eq!(refused(&bob, &public).await, (403, "not_a_member".into()));
-    app.expect(200, "POST", &format!("/api/v1/rooms/{public}/join"), Some(&mallory), None).await;
+    app.expect(
+        200,
+        "POST",
+        &format!("/api/v1/rooms/{public}/join"),
+        Some(&mallory),
+        None,
+    )
+    .await;
     let (s, b) = app
-        .call("POST", &format!("/api/v1/rooms/{public}/bans"), Some(&alice), Some(json!({"username": "mallory"})))
+        .call(
+            "POST",
+            &format!("/api/v1/rooms/{public}/bans"),
+            Some(&alice),
+            Some(json!({"username": "mallory"})),
+        )
         .await;
     assert!(s == 201 || s == 200, "ban: {s} {b}");
     assert_eq!(refused(&mallory, &public).await, (403, "banned".into()));
 
     // Archived: read-only for everyone.
-    app.expect(204, "DELETE", &format!("/api/v1/rooms/{public}"), Some(&alice), None).await;
+    app.expect(204, "DELETE", &format!("/api/v1/rooms/{public}"), Some(&alice), None)
+        .await;
     assert_eq!(refused(&alice, &public).await, (409, "room_archived".into()));
     // Bob's reaction from before is still counted.
     let page = app.expect(200, "GET", &messages(&public), Some(&alice), None).await;
-    assert_eq!(page["items"][0]["reactions"], json!([{"emoji": "👍", "count": 1, "me": false}]));
+    assert_eq!(
+        page["items"][0]["reactions"],
+        json!([{"emoji": "👍", "count": 1, "me": false}])
+    );
 }
 
 #[tokio::test]
@@ -329,27 +425,39 @@ async fn subscribers_see_reactions_live() {
     let app = TestApp::spawn().await;
     let (alice, bob) = (app.user("alice").await, app.user("bob").await);
     let room = app.room(&alice, "club", "public").await;
-    app.expect(200, "POST", &format!("/api/v1/rooms/{room}/join"), Some(&bob), None).await;
+    app.expect(200, "POST", &format!("/api/v1/rooms/{room}/join"), Some(&bob), None)
+        .await;
     app.say(&alice, &room, "react to me").await;
     let mut ws = app.ws(&alice).await;
     ws.subscribe(&room, None).await;
 
-    app.expect(200, "PUT", &reaction(&room, 1, "🎉"), Some(&bob), None).await;
+    app.expect(200, "PUT", &reaction(&room, 1, "🎉"), Some(&bob), None)
+        .await;
     let f = ws.next_of("reaction").await;
     assert_eq!(
         f,
         json!({"type": "reaction", "room_id": room, "seq": 1, "emoji": "🎉", "user": "bob", "added": true, "count": 1})
     );
     // Nothing changes, nothing is sent; the next change is.
-    app.expect(200, "PUT", &reaction(&room, 1, "🎉"), Some(&bob), None).await;
-    app.expect(200, "DELETE", &reaction(&room, 1, "🎉"), Some(&bob), None).await;
+    app.expect(200, "PUT", &reaction(&room, 1, "🎉"), Some(&bob), None)
+        .await;
+    app.expect(200, "DELETE", &reaction(&room, 1, "🎉"), Some(&bob), None)
+        .await;
     let f = ws.next_of("reaction").await;
     assert_eq!((&f["added"], &f["count"]), (&json!(false), &json!(0)));
 
     // An edit's frame carries the reactions too.
-    app.expect(200, "PUT", &reaction(&room, 1, "🎉"), Some(&bob), None).await;
+    app.expect(200, "PUT", &reaction(&room, 1, "🎉"), Some(&bob), None)
+        .await;
     ws.next_of("reaction").await;
-    app.expect(200, "PATCH", &format!("{}/1", messages(&room)), Some(&alice), Some(json!({"body": "edited"}))).await;
+    app.expect(
+        200,
+        "PATCH",
+        &format!("{}/1", messages(&room)),
+        Some(&alice),
+        Some(json!({"body": "edited"})),
+    )
+    .await;
     let f = ws.next_of("message_edited").await;
     assert_eq!(f["reactions"], json!([{"emoji": "🎉", "count": 1, "me": false}]));
     // A late subscriber's replay shows the reactions with its own `me`.
