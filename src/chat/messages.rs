@@ -6,11 +6,13 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::access::{self, Action};
+use super::mentions;
 use super::ingest::{client_msg_id_reused, Post, Receipt};
 use super::types::{ClientMsgId, MessageBody};
 use super::{Actor, Chat, Page, MESSAGES_LIMIT};
 use crate::bus::{self, Event};
 use crate::db::messages::{self, MessageRecord};
+use crate::db::unread;
 use crate::error::{Error, Result};
 
 pub use crate::db::messages::HistoryPage;
@@ -37,6 +39,10 @@ pub struct MessageView {
     #[serde(with = "time::serde::rfc3339::option")]
     #[schema(required = true)]
     pub deleted_at: Option<OffsetDateTime>,
+    /// The room's members the body names with `@username` (resolved when it was sent or last
+    /// edited), in order of first appearance; empty for a deleted message.
+    #[serde(default)]
+    pub mentions: Vec<super::Mention>,
 }
 
 impl From<MessageRecord> for MessageView {
@@ -52,6 +58,7 @@ impl From<MessageRecord> for MessageView {
             edited_at: m.edited_at,
             deleted: m.deleted_at.is_some(),
             deleted_at: m.deleted_at,
+            mentions: Vec::new(),
         }
     }
 }
@@ -62,6 +69,10 @@ pub struct ReadState {
     pub room_id: Uuid,
     pub last_read_seq: i64,
     pub unread_count: i64,
+    /// Mentions of me after `last_read_seq` in messages not deleted (capped like
+    /// `unread_count`).
+    #[serde(default)]
+    pub mention_count: i64,
 }
 
 fn message_not_found(seq: i64) -> Error {
@@ -163,7 +174,7 @@ impl Chat {
         };
         // What I write, I have read.
         messages::mark_read(&tx, room_id, *author, seq).await?;
-        let message = MessageView {
+        let mut message = MessageView {
             id,
             room_id,
             seq,
@@ -174,7 +185,9 @@ impl Chat {
             edited_at: None,
             deleted: false,
             deleted_at: None,
+            mentions: Vec::new(),
         };
+        mentions::resolve_one(&tx, *author, &mut message).await?;
         self.bus.announce(&tx, [&message]).await?;
         tx.commit().await?;
         Ok((message, true))
@@ -191,7 +204,13 @@ impl Chat {
     ) -> Result<Option<MessageView>> {
         match messages::by_client_msg_id(c, author, cmid.as_str()).await? {
             Some(m) if m.room_id != room_id => Err(client_msg_id_reused()),
-            other => Ok(other.map(MessageView::from)),
+            Some(m) => {
+                let mut original = [MessageView::from(m)];
+                mentions::attach(c, &mut original).await?;
+                let [original] = original;
+                Ok(Some(original))
+            }
+            None => Ok(None),
         }
     }
 
@@ -221,10 +240,9 @@ impl Chat {
         } else {
             None
         };
-        Ok(Page {
-            items: rows.into_iter().map(MessageView::from).collect(),
-            next_cursor,
-        })
+        let mut items: Vec<MessageView> = rows.into_iter().map(MessageView::from).collect();
+        mentions::attach(&*conn, &mut items).await?;
+        Ok(Page { items, next_cursor })
     }
 
     /// Edits the body of one's own message.
@@ -246,11 +264,20 @@ impl Chat {
         let tx = conn.transaction().await?;
         messages::edit(&tx, message.id, body.as_str()).await?;
         bus::notify(&tx, &Event::MessageEdited { room_id, seq }).await?;
+        // An edit names anew: whom the new body names is mentioned now, and those it names
+        // for the first time hear of it.
+        let newly = mentions::re_resolve(&tx, room_id, seq, actor.user_id(), body.as_str()).await?;
+        if !newly.is_empty() {
+            bus::notify(&tx, &Event::Mentioned { room_id, seq, users: newly }).await?;
+        }
         tx.commit().await?;
         let (edited, _) = messages::by_seq(&*conn, room_id, seq)
             .await?
             .ok_or_else(|| message_not_found(seq))?;
-        Ok(MessageView::from(edited))
+        let mut edited = [MessageView::from(edited)];
+        mentions::attach(&*conn, &mut edited).await?;
+        let [edited] = edited;
+        Ok(edited)
     }
 
     /// Deletes a message (its author, or the room's owner and admins): the body is removed,
@@ -310,10 +337,12 @@ impl Chat {
             .await?
             .ok_or_else(|| Error::forbidden("not_a_member", "you are not a member of this room"))?;
         let unread_count = messages::unread_count(&tx, room_id, me, marker).await?;
+        let mention_count = unread::mention_count(&tx, room_id, me, marker).await?;
         let state = ReadState {
             room_id,
             last_read_seq: marker,
             unread_count,
+            mention_count,
         };
         if moved {
             let event = Event::ReadMarker {

@@ -11,6 +11,7 @@ mod members;
 mod messages;
 mod rooms;
 pub mod types;
+pub mod mentions;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub use members::{BanView, MemberView};
 pub use messages::{HistoryPage, MessageView, ReadState};
 pub use rooms::{RoomQuery, RoomUpdate, RoomView};
 pub use types::{Role, Visibility};
+pub use mentions::Mention;
 
 use crate::auth::AuthUser;
 use crate::bus::Bus;
