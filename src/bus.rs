@@ -156,6 +156,13 @@ pub enum Event {
         added: bool,
         count: i64,
     },
+    /// An edit of message `seq` named `users` for the first time: they get a `mention` frame
+    /// (new messages' mentions travel with `MessagePosted` instead).
+    Mentioned {
+        room_id: Uuid,
+        seq: i64,
+        users: Vec<Uuid>,
+    },
 }
 
 /// The largest NOTIFY payload PostgreSQL accepts is 8000 bytes (less one); a little is kept spare.

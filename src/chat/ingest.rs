@@ -94,6 +94,7 @@ impl Post {
             deleted_at: None,
             reply_to: None,
             reactions: Vec::new(),
+            mentions: Vec::new(),
         }
     }
 }
@@ -282,6 +283,7 @@ struct Statements {
     access: Statement,
     originals: Statement,
     insert: Statement,
+    mentions: Statement,
 }
 
 impl Session {
@@ -297,6 +299,7 @@ impl Session {
             access: client.prepare(&rooms::access_many_sql()).await?,
             originals: client.prepare(&messages::by_client_msg_ids_sql()).await?,
             insert: client.prepare(messages::INSERT_MANY_SQL).await?,
+            mentions: client.prepare(crate::db::mentions::RESOLVE_MANY_SQL).await?,
         };
         Ok(Self { client, statements })
     }
@@ -427,6 +430,9 @@ impl Session {
                 (i, view)
             })
             .collect();
+        // Their mentions, resolved under the same locks, before anyone hears of them.
+        let with_authors = views.iter_mut().map(|(&i, view)| (batch[i].author, view));
+        super::mentions::resolve_batch(&tx, &statements.mentions, with_authors).await?;
         bus.announce(&tx, fresh.iter().filter_map(|i| views.get(i))).await?;
         tx.commit().await.map_err(|e| Failed::AtCommit(Error::from(e)))?;
         Ok(outcomes

@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::access::{self, Action};
+use super::mentions;
 use super::ingest::{client_msg_id_reused, Post, Receipt};
 use super::reactions::Reaction;
 use super::replies::{self, decorate, ReplyTo};
@@ -13,6 +14,7 @@ use super::types::{ClientMsgId, MessageBody};
 use super::{Actor, Chat, Page, MESSAGES_LIMIT};
 use crate::bus::{self, Event};
 use crate::db::messages::{self, MessageRecord};
+use crate::db::unread;
 use crate::error::{Error, Result};
 
 pub use crate::db::messages::HistoryPage;
@@ -46,6 +48,10 @@ pub struct MessageView {
     /// One entry per emoji, in the order they were first used; none on a deleted message.
     #[serde(default)]
     pub reactions: Vec<Reaction>,
+    /// The room's members the body names with `@username` (resolved when it was sent or last
+    /// edited), in order of first appearance; empty for a deleted message.
+    #[serde(default)]
+    pub mentions: Vec<super::Mention>,
 }
 
 impl From<MessageRecord> for MessageView {
@@ -64,6 +70,7 @@ impl From<MessageRecord> for MessageView {
             // Read apart (`replies::decorate`).
             reply_to: None,
             reactions: Vec::new(),
+            mentions: Vec::new(),
         }
     }
 }
@@ -74,6 +81,10 @@ pub struct ReadState {
     pub room_id: Uuid,
     pub last_read_seq: i64,
     pub unread_count: i64,
+    /// Mentions of me after `last_read_seq` in messages not deleted (capped like
+    /// `unread_count`).
+    #[serde(default)]
+    pub mention_count: i64,
 }
 
 pub(super) fn message_not_found(seq: i64) -> Error {
@@ -191,7 +202,7 @@ impl Chat {
         };
         // What I write, I have read.
         messages::mark_read(&tx, room_id, *author, seq).await?;
-        let message = MessageView {
+        let mut message = MessageView {
             id,
             room_id,
             seq,
@@ -204,7 +215,9 @@ impl Chat {
             deleted_at: None,
             reply_to: parent,
             reactions: Vec::new(),
+            mentions: Vec::new(),
         };
+        mentions::resolve_one(&tx, *author, &mut message).await?;
         self.bus.announce(&tx, [&message]).await?;
         tx.commit().await?;
         Ok((message, true))
@@ -277,6 +290,12 @@ impl Chat {
         let tx = conn.transaction().await?;
         messages::edit(&tx, message.id, body.as_str()).await?;
         bus::notify(&tx, &Event::MessageEdited { room_id, seq }).await?;
+        // An edit names anew: whom the new body names is mentioned now, and those it names
+        // for the first time hear of it.
+        let newly = mentions::re_resolve(&tx, room_id, seq, actor.user_id(), body.as_str()).await?;
+        if !newly.is_empty() {
+            bus::notify(&tx, &Event::Mentioned { room_id, seq, users: newly }).await?;
+        }
         tx.commit().await?;
         let (edited, _) = messages::by_seq(&*conn, room_id, seq)
             .await?
@@ -344,10 +363,12 @@ impl Chat {
             .await?
             .ok_or_else(|| Error::forbidden("not_a_member", "you are not a member of this room"))?;
         let unread_count = messages::unread_count(&tx, room_id, me, marker).await?;
+        let mention_count = unread::mention_count(&tx, room_id, me, marker).await?;
         let state = ReadState {
             room_id,
             last_read_seq: marker,
             unread_count,
+            mention_count,
         };
         if moved {
             let event = Event::ReadMarker {

@@ -13,6 +13,7 @@ mod reactions;
 mod replies;
 mod rooms;
 pub mod types;
+pub mod mentions;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub use reactions::{Emoji, MessageReactions, Reaction};
 pub use replies::{decorate, ReplyTo};
 pub use rooms::{RoomQuery, RoomUpdate, RoomView};
 pub use types::{Role, Visibility};
+pub use mentions::Mention;
 
 use crate::auth::AuthUser;
 use crate::bus::Bus;

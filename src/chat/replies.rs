@@ -99,8 +99,9 @@ pub(super) fn check_parent(seq: i64, parent: Option<&Parent>) -> Result<ReplyTo>
     Ok(ReplyTo::from(parent.clone()))
 }
 
-/// Fills in what stored messages show of others: their parent (`reply_to`) and their
-/// reactions (`me` for `reader`'s). One round trip for any number of messages.
+/// Fills in what stored messages show besides their own row: their parent (`reply_to`), their
+/// reactions (`me` for `reader`'s) and their mentions. One round trip (three pipelined
+/// queries) for any number of messages.
 pub async fn decorate(
     c: &impl GenericClient,
     reader: Option<Uuid>,
@@ -120,7 +121,11 @@ pub async fn decorate_as(
         return Ok(());
     }
     let ids: Vec<Uuid> = messages.iter().map(|m| m.id).collect();
-    let (parents, tallies) = tokio::try_join!(replies::parents_of(c, &ids), reactions::tallies(c, &ids, readers))?;
+    let (parents, tallies, ()) = tokio::try_join!(
+        replies::parents_of(c, &ids),
+        reactions::tallies(c, &ids, readers),
+        super::mentions::attach(c, messages)
+    )?;
     let mut parents: HashMap<Uuid, Parent> = parents.into_iter().collect();
     let mut reactions: HashMap<Uuid, Vec<Reaction>> = HashMap::new();
     for t in tallies {

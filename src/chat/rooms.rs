@@ -6,6 +6,7 @@ use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::access::{self, Action};
+use super::mentions;
 use super::messages::MessageView;
 use super::types::{name_key, RoomName, Topic};
 use super::{room_not_found, Actor, Chat, Page, Role, Visibility, ROOMS_LIMIT};
@@ -47,6 +48,10 @@ pub struct RoomView {
     /// For direct rooms, the two members' usernames; `null` otherwise.
     #[schema(required = true)]
     pub direct_members: Option<Vec<String>>,
+    /// Mentions of the caller after their read marker, in messages not deleted (capped like
+    /// `unread_count`); `null` when not a member.
+    #[schema(required = true)]
+    pub mention_count: Option<i64>,
 }
 
 impl TryFrom<RoomSummary> for RoomView {
@@ -67,6 +72,7 @@ impl TryFrom<RoomSummary> for RoomView {
             unread_count: s.unread_count,
             last_message: s.last_message.map(MessageView::from),
             direct_members: s.direct_members,
+            mention_count: None,
         })
     }
 }
@@ -166,7 +172,9 @@ impl Chat {
         let after = cursor.map(decode_cursor).transpose()?;
         let conn = self.db.conn().await?;
         let rows = rooms::list(&*conn, actor.user_id(), &filter, after.as_ref(), limit + 1).await?;
-        Page::from_rows(rows, limit, cursor_key, RoomView::try_from)
+        let mut page = Page::from_rows(rows, limit, cursor_key, RoomView::try_from)?;
+        mentions::fill_rooms(&*conn, actor.user_id(), &mut page.items).await?;
+        Ok(page)
     }
 
     /// Renames, re-topics or changes the visibility of a room (owner and admins).
@@ -301,7 +309,10 @@ pub(super) async fn room_view(c: &impl GenericClient, actor: &Actor, room_id: Uu
         .await?
         .pop()
         .ok_or_else(room_not_found)?;
-    RoomView::try_from(row)
+    let mut view = [RoomView::try_from(row)?];
+    mentions::fill_rooms(c, actor.user_id(), &mut view).await?;
+    let [view] = view;
+    Ok(view)
 }
 
 /// A room cursor's key: `0|1` (named or direct), the id, then the name key.

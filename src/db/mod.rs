@@ -13,6 +13,8 @@ pub mod replies;
 pub mod rooms;
 pub mod sessions;
 pub mod users;
+pub mod mentions;
+pub mod unread;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

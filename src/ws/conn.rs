@@ -65,6 +65,8 @@ pub async fn serve(socket: Socket, state: AppState, user: AuthUser, client: Clie
         id: user.user_id,
         username: user.username.clone(),
     };
+    // Read before `connect`, which builds hello without waiting.
+    let unread = unread_rooms(&state.db, user.user_id).await;
     let hello = |connection_id| {
         ServerFrame::Hello {
             protocol: protocol::PROTOCOL_VERSION,
@@ -73,6 +75,8 @@ pub async fn serve(socket: Socket, state: AppState, user: AuthUser, client: Clie
             user: &me,
             heartbeat_secs: config.heartbeat_secs,
             limits: &limits,
+            rooms: unread.as_ref().map(|(rooms, _)| rooms.as_slice()),
+            rooms_truncated: unread.as_ref().is_some_and(|(_, more)| *more),
         }
         .encode()
     };
@@ -150,6 +154,26 @@ pub async fn serve(socket: Socket, state: AppState, user: AuthUser, client: Clie
     }
     .instrument(span)
     .await
+}
+
+/// The unread state of `user`'s rooms for `hello`, or `None` when the database does not answer
+/// in time: a connection is not refused for a badge (the room list has the counts too).
+async fn unread_rooms(db: &Db, user: Uuid) -> Option<(Vec<crate::db::unread::RoomUnread>, bool)> {
+    let read = async {
+        let c = db.conn().await?;
+        Ok::<_, Error>(crate::db::unread::of_user(&*c, user).await?)
+    };
+    match tokio::time::timeout(db.timeout(), read).await {
+        Ok(Ok(rooms)) => Some(rooms),
+        Ok(Err(e)) => {
+            tracing::warn!("hello goes without unread counts: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("hello goes without unread counts: the database did not answer in time");
+            None
+        }
+    }
 }
 
 /// Reads client frames until the client leaves or breaks the protocol; returns why.

@@ -452,6 +452,8 @@ impl Hub {
             a.total += 1;
             a.last = Some(message.created_at);
         }
+        // Whom it mentions hear of it wherever they are connected, subscribed or not.
+        self.mentioned(message, message.mentions.iter().map(|m| m.user_id));
         let subs = self.subscribers(message.room_id);
         if subs.is_empty() {
             return;
@@ -466,6 +468,51 @@ impl Hub {
                 at,
             });
         }
+    }
+
+    /// Sends a `mention` frame about `message` to every connection of `users`.
+    fn mentioned(&self, message: &MessageView, users: impl Iterator<Item = Uuid>) {
+        let mut frame = None;
+        for user in users {
+            for conn in self.user_conns(user) {
+                let frame = frame.get_or_insert_with(|| {
+                    ServerFrame::Mention {
+                        room_id: message.room_id,
+                        seq: message.seq,
+                        author: message.author.as_deref(),
+                        message,
+                    }
+                    .encode()
+                });
+                conn.push(Out::Frame(frame.clone()));
+            }
+        }
+    }
+
+    /// [`mentioned`](Self::mentioned) for a message read from the database: to `users`, or
+    /// (`None`) to everyone it mentions. Reads nothing when none of them is connected here.
+    async fn mentioned_from_db(&self, room: Uuid, seq: i64, users: Option<Vec<Uuid>>) -> Result<()> {
+        let here = |u: &Uuid| lock(&self.inner.users).contains_key(u);
+        if users.as_ref().is_some_and(|us| !us.iter().any(here)) {
+            return Ok(());
+        }
+        let conn = self.inner.db.conn().await?;
+        let Some((record, _)) = messages::by_seq(&*conn, room, seq).await? else {
+            return Ok(());
+        };
+        let mut message = [MessageView::from(record)];
+        crate::chat::decorate(&*conn, None, &mut message).await?;
+        drop(conn);
+        let [message] = message;
+        if message.deleted {
+            return Ok(());
+        }
+        let named = message.mentions.iter().map(|m| m.user_id);
+        match users {
+            Some(users) => self.mentioned(&message, named.filter(|u| users.contains(u))),
+            None => self.mentioned(&message, named),
+        }
+        Ok(())
     }
 
     /// Sends a room event to its subscribers, except connections of `except` (a user).
@@ -673,11 +720,19 @@ impl Hub {
                 }
                 match message {
                     Some(message) => self.fan_out(&message),
-                    // Too large for the notification: each subscriber's writer reads it (and
-                    // anything before it) from the database, like any hole — never the listener,
-                    // which must not wait, and a failed read closes that socket for a resume
-                    // instead of losing the message.
-                    None => self.tail(room_id, seq),
+                    None => {
+                        self.tail(room_id, seq);
+                        // Nor does it bring its mentions: they are read (rarely: a large
+                        // message) off the listener's path.
+                        if !lock(&self.inner.users).is_empty() {
+                            let hub = self.clone();
+                            tokio::spawn(async move {
+                                if let Err(e) = hub.mentioned_from_db(room_id, seq, None).await {
+                                    tracing::warn!("could not deliver the mentions of a message: {e}");
+                                }
+                            });
+                        }
+                    }
                 }
             }
             Event::Typing {
@@ -719,6 +774,9 @@ impl Hub {
                 if node_id == self.inner.node_id {
                     self.close_connection(connection_id, Close::ClosedByAdmin(reason));
                 }
+            }
+            Event::Mentioned { room_id, seq, users } => {
+                self.mentioned_from_db(room_id, seq, Some(users)).await?;
             }
             Event::MessageEdited { room_id, seq } | Event::MessageDeleted { room_id, seq } => {
                 if self.subscribers(room_id).is_empty() {

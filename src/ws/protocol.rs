@@ -182,6 +182,11 @@ pub enum ServerFrame<'a> {
         user: &'a HelloUser,
         heartbeat_secs: u64,
         limits: &'a HelloLimits,
+        /// My rooms' unread state when I connected (at most `db::unread::HELLO_ROOMS`, those
+        /// with something unread first); `null` if it could not be read in time.
+        rooms: Option<&'a [crate::db::unread::RoomUnread]>,
+        /// More rooms than `rooms` lists: the room list has them all.
+        rooms_truncated: bool,
     },
     Subscribed {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -275,6 +280,14 @@ pub enum ServerFrame<'a> {
         user: &'a str,
         added: bool,
         count: i64,
+    },
+    /// A new (or newly edited) message names the user: sent to all their connections, whether
+    /// or not they are subscribed to the room.
+    Mention {
+        room_id: Uuid,
+        seq: i64,
+        author: Option<&'a str>,
+        message: &'a MessageView,
     },
 }
 
