@@ -10,6 +10,7 @@ mod ingest;
 mod members;
 mod messages;
 mod rooms;
+mod search;
 pub mod types;
 
 use std::num::NonZeroU32;
@@ -23,6 +24,7 @@ pub use ingest::{Posted, Receipt};
 pub use members::{BanView, MemberView};
 pub use messages::{HistoryPage, MessageView, ReadState};
 pub use rooms::{RoomQuery, RoomUpdate, RoomView};
+pub use search::{SearchHit, SearchQuery, SearchRoom, SEARCH_LIMIT};
 pub use types::{Role, Visibility};
 
 use crate::auth::AuthUser;

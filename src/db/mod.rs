@@ -9,6 +9,7 @@ pub mod messages;
 pub mod migrate;
 pub mod nodes;
 pub mod rooms;
+pub mod search;
 pub mod sessions;
 pub mod users;
 

@@ -11,6 +11,7 @@ mod members;
 mod messages;
 pub mod openapi;
 mod rooms;
+mod search;
 pub mod server;
 mod sessions;
 mod users;
@@ -53,6 +54,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = w
         .or(crate::ws::routes(&state))
         .unify()
         .or(openapi::routes())
+        .unify()
+        .or(search::routes(&state))
         .unify()
         // Boxed: the nested `Or` types grow with every route, and past a depth rustc's trait
         // solver gives up in release builds (E0275 overflow evaluating `Unpin`).

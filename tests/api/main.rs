@@ -19,6 +19,7 @@ mod openapi;
 mod operator;
 mod room_cli;
 mod rooms;
+mod search;
 mod security;
 mod sessions;
 mod tui;
