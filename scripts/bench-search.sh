@@ -12,13 +12,13 @@
 #     timed), then VACUUM ANALYZE;
 #   - the searcher is a member of 50 rooms (25 private, 25 public), so it may read 925 rooms:
 #     900 public and its 25 private ones, and none of the other 75 private rooms.
-# Then it times BENCH_QUERIES searches per class (default 200) over real HTTP on loopback, one
+# Then it times BENCH_QUERIES searches per class (default 100) over real HTTP on loopback, one
 # at a time on a kept-alive connection, measured by the client (Python's http.client): rare,
 # medium and common single words, two-word phrases, and a medium word within one room.
 # Prints a markdown table (p50/p95/p99/max per class); docs/benchmarks.md has the numbers.
 # The server is stopped (SIGTERM) and the temporary directory removed on every exit.
 #
-#   scripts/bench-search.sh                               # 1M messages, 200 queries per class
+#   scripts/bench-search.sh                               # 1M messages, 100 queries per class
 #   BENCH_MESSAGES=100000 BENCH_QUERIES=50 scripts/bench-search.sh   # a quick smoke run
 set -euo pipefail
 
@@ -28,7 +28,7 @@ if [[ $# -gt 0 ]]; then
 fi
 cd "$(dirname "$0")/.."
 MESSAGES=${BENCH_MESSAGES:-1000000}
-QUERIES=${BENCH_QUERIES:-200}
+QUERIES=${BENCH_QUERIES:-100}
 PROFILE=${BENCH_PROFILE:-release}
 fail() {
     echo "bench-search.sh: $*" >&2
@@ -147,6 +147,9 @@ SAMPLE_ROOM=$("${PSQL[@]}" -At -c "SELECT id FROM bench_rooms WHERE visibility =
 "${PSQL[@]}" -At -c "SELECT count(*) FROM messages WHERE search @@ to_tsquery('simple', '$(sed -n 1p "$WORK/vocab.txt" | cut -d' ' -f2)') AND deleted_at IS NULL" |
     sed 's/^/messages holding the most common word: /'
 
+echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ); commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown); build profile: $PROFILE"
+echo "- CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); cores: $(nproc); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "- $("${PSQL[@]}" -At -c 'SHOW server_version' | sed 's/^/PostgreSQL /'), embedded (chatd's defaults)"
 python3 - "$URL" "$TOKEN" "$WORK/vocab.txt" "$QUERIES" "$SAMPLE_ROOM" <<'PY'
 import http.client, json, random, sys, time, urllib.parse
 url, token, vocab_file, per_class, room = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
