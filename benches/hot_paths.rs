@@ -34,6 +34,7 @@ fn message(room_id: Uuid, seq: i64) -> MessageView {
         deleted_at: None,
         reply_to: None,
         reactions: Vec::new(),
+        mentions: Vec::new(),
     }
 }
 

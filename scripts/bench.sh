@@ -134,6 +134,10 @@ mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo 2>/dev/nu
 CLUSTER_HEADING="## 1 node vs 2 nodes"
 CLUSTER_SECTION=$(awk -v h="$CLUSTER_HEADING" '$0 == h { keep = 1 } keep && /^## / && $0 != h { keep = 0 } keep' \
     docs/benchmarks.md 2>/dev/null || true)
+# So is scripts/bench-search.sh's.
+SEARCH_HEADING="## search"
+SEARCH_SECTION=$(awk -v h="$SEARCH_HEADING" '$0 == h { keep = 1 } keep && /^## / && $0 != h { keep = 0 } keep' \
+    docs/benchmarks.md 2>/dev/null || true)
 {
     echo "# chatd benchmarks"
     echo
@@ -169,6 +173,10 @@ CLUSTER_SECTION=$(awk -v h="$CLUSTER_HEADING" '$0 == h { keep = 1 } keep && /^##
     if [[ -n $CLUSTER_SECTION ]]; then
         echo
         echo "$CLUSTER_SECTION"
+    fi
+    if [[ -n $SEARCH_SECTION ]]; then
+        echo
+        echo "$SEARCH_SECTION"
     fi
 } >"$OUT/benchmarks.md"
 echo

@@ -12,6 +12,7 @@ mod messages;
 mod reactions;
 mod replies;
 mod rooms;
+mod search;
 pub mod types;
 pub mod mentions;
 
@@ -28,6 +29,7 @@ pub use messages::{HistoryPage, MessageView, ReadState};
 pub use reactions::{Emoji, MessageReactions, Reaction};
 pub use replies::{decorate, ReplyTo};
 pub use rooms::{RoomQuery, RoomUpdate, RoomView};
+pub use search::{SearchHit, SearchQuery, SearchRoom, SEARCH_LIMIT};
 pub use types::{Role, Visibility};
 pub use mentions::Mention;
 

@@ -273,3 +273,9 @@ pub async fn unread_count(
         .await?;
     Ok(row.get(0))
 }
+
+/// The columns [`MessageRecord::from_row_at`] reads, and the `FROM` they are read over (`m`,
+/// `au`), for queries kept in other modules (search): a column added to a message is then
+/// added to every query that shows one.
+pub(crate) const RECORD_COLUMNS: &str = COLUMNS;
+pub(crate) const RECORD_FROM: &str = FROM;

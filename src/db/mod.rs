@@ -11,6 +11,7 @@ pub mod nodes;
 pub mod reactions;
 pub mod replies;
 pub mod rooms;
+pub mod search;
 pub mod sessions;
 pub mod users;
 pub mod mentions;

@@ -12,6 +12,7 @@ mod messages;
 pub mod openapi;
 mod reactions;
 mod rooms;
+mod search;
 pub mod server;
 mod sessions;
 mod users;
@@ -56,6 +57,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = w
         .or(openapi::routes())
         .unify()
         .or(reactions::routes(&state))
+        .unify()
+        .or(search::routes(&state))
         .unify()
         // Boxed: the nested `Or` types grow with every route, and past a depth rustc's trait
         // solver gives up in release builds (E0275 overflow evaluating `Unpin`).

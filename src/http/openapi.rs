@@ -25,6 +25,7 @@ use crate::admin::types::{CloseRequest, ConnectionInfo, NodeStats, PoolStats, Ro
 use crate::auth::{SessionView, TokenPair};
 use crate::chat::{BanView, MemberView, MessageView, ReadState, Role, RoomView, Visibility};
 use crate::chat::{MessageReactions, Reaction, ReplyTo};
+use crate::chat::{SearchHit, SearchRoom};
 use crate::page::Page;
 use crate::users::{PublicProfile, User};
 
@@ -182,6 +183,7 @@ fn allowed_methods(table: &MethodTable, path: &str) -> Option<String> {
         operations::websocket,
         operations::add_reaction,
         operations::remove_reaction,
+        operations::search_messages,
     ),
     components(
         schemas(
@@ -189,6 +191,7 @@ fn allowed_methods(table: &MethodTable, path: &str) -> Option<String> {
             Visibility, Role, RoomView, MemberView, BanView, MessageView, ReadState,
             Stats, NodeStats, PoolStats, Totals, ConnectionInfo, RoomInfo, CloseRequest,
             ReplyTo, Reaction, MessageReactions,
+            SearchHit, SearchRoom,
         ),
         responses(
             operations::Unauthorized,
@@ -1007,4 +1010,24 @@ mod operations {
             (status = 503, response = Unavailable),
         ))]
     fn remove_reaction() {}
+
+    /// Full-text search in the messages I may read: my rooms and the public rooms I am not
+    /// banned from. Best match first (ties: newest first); among a term's newest 1,000 matches.
+    #[utoipa::path(get, path = "/api/v1/search", tag = "messages", security(("bearer" = [])),
+        params(
+            ("q" = String, Query, min_length = 1, max_length = 200, description = "Words (all must match), \"a phrase\", `or`, `-word` to exclude (PostgreSQL `websearch_to_tsquery`, 'simple' configuration: no stemming); trimmed; text without any word matches nothing"),
+            ("room_id" = Option<Uuid>, Query, description = "Only this room"),
+            ("before" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+            ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"),
+        ),
+        responses(
+            (status = 200, description = "One page of hits: each message as history shows it, its room, and a plain-text snippet with the matches between `«` and `»`", body = Page<SearchHit>),
+            (status = 400, description = "`invalid_query` (a malformed query string, or an unknown parameter)", body = ErrorBody),
+            (status = 401, response = Unauthorized),
+            (status = 403, description = "`banned` (from `room_id`), `account_disabled`", body = ErrorBody),
+            (status = 404, description = "`room_not_found` (`room_id` names no room I may read)", body = ErrorBody),
+            (status = 422, description = "`invalid_query` (`q` missing, blank, over 200 characters or not on one line), `invalid_limit`, `invalid_cursor`", body = ErrorBody),
+            (status = 503, response = Unavailable),
+        ))]
+    fn search_messages() {}
 }

@@ -20,6 +20,7 @@ mod operator;
 mod replies;
 mod room_cli;
 mod rooms;
+mod search;
 mod security;
 mod sessions;
 mod tui;
