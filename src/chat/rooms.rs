@@ -174,6 +174,7 @@ impl Chat {
         let rows = rooms::list(&*conn, actor.user_id(), &filter, after.as_ref(), limit + 1).await?;
         let mut page = Page::from_rows(rows, limit, cursor_key, RoomView::try_from)?;
         mentions::fill_rooms(&*conn, actor.user_id(), &mut page.items).await?;
+        decorate_last_messages(&*conn, actor, &mut page.items).await?;
         Ok(page)
     }
 
@@ -311,8 +312,20 @@ pub(super) async fn room_view(c: &impl GenericClient, actor: &Actor, room_id: Uu
         .ok_or_else(room_not_found)?;
     let mut view = [RoomView::try_from(row)?];
     mentions::fill_rooms(c, actor.user_id(), &mut view).await?;
+    decorate_last_messages(c, actor, &mut view).await?;
     let [view] = view;
     Ok(view)
+}
+
+/// The rooms' last messages with their parent and reactions, as history shows them.
+async fn decorate_last_messages(c: &impl GenericClient, actor: &Actor, views: &mut [RoomView]) -> Result<()> {
+    let with_last: Vec<usize> = (0..views.len()).filter(|&i| views[i].last_message.is_some()).collect();
+    let mut last: Vec<MessageView> = with_last.iter().filter_map(|&i| views[i].last_message.take()).collect();
+    super::replies::decorate(c, actor.user_id(), &mut last).await?;
+    for (i, m) in with_last.into_iter().zip(last) {
+        views[i].last_message = Some(m);
+    }
+    Ok(())
 }
 
 /// A room cursor's key: `0|1` (named or direct), the id, then the name key.

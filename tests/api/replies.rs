@@ -61,6 +61,16 @@ async fn a_reply_shows_its_parent_quoted_and_a_tombstone_once_the_parent_is_dele
         (201, &json!("short one"), &json!(false))
     );
 
+    // A room's last message shows its parent too, in the room and in the room list.
+    let r = app
+        .expect(200, "GET", &format!("/api/v1/rooms/{room}"), Some(&bob), None)
+        .await;
+    assert_eq!(r["last_message"]["reply_to"]["quote"], "short one", "{r}");
+    let list = app
+        .expect(200, "GET", "/api/v1/rooms?mine=true", Some(&bob), None)
+        .await;
+    assert_eq!(list["items"][0]["last_message"]["reply_to"]["seq"], 2, "{list}");
+
     // History shows the parent as it is now: not a reply is `null`, a deleted parent a tombstone.
     app.expect(204, "DELETE", &format!("{}/1", messages(&room)), Some(&alice), None)
         .await;
