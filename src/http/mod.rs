@@ -7,6 +7,7 @@ mod accounts;
 mod admin;
 pub mod error;
 mod health;
+mod invites;
 mod members;
 mod messages;
 pub mod openapi;
@@ -51,6 +52,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = w
         .or(admin::metrics_route(&state, state.config.server.metrics_bind.is_none()))
         .unify()
         .or(crate::ws::routes(&state))
+        .unify()
+        .or(invites::routes(&state))
         .unify()
         .or(openapi::routes())
         .unify()
