@@ -13,6 +13,7 @@ use base64::Engine as _;
 use rand::RngCore;
 use serde::Serialize;
 use serde_json::json;
+use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -192,7 +193,7 @@ impl Chat {
         let invite = invites::insert(&tx, &code, room_id, actor.user_id(), terms.ttl_secs, terms.max_uses).await?;
         let details = json!({
             "code_prefix": code_prefix(&code),
-            "expires_at": invite.expires_at.unix_timestamp(),
+            "expires_at": invite.expires_at.format(&Rfc3339).ok(),
             "max_uses": invite.max_uses,
         });
         audit::record(

@@ -2,6 +2,8 @@
 //! `POST /api/v1/invites/{code}/accept` for whoever holds a code. The rules are in
 //! `chat::invites`.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
@@ -92,4 +94,42 @@ async fn accept(code: String, auth: Option<String>, state: AppState) -> Result<R
     let actor = actor(&state, auth).await?;
     let room = state.chat.accept_invite(&actor, &path_param(&code)).await?;
     Ok(json(StatusCode::OK, &room))
+}
+
+/// `path` as the request log may show it: an invite code is a bearer secret, so only its first
+/// four characters are kept (`/api/v1/invites/AbCd…/accept`). Other paths are left alone.
+pub(super) fn redact(path: &str) -> Cow<'_, str> {
+    let segments: Vec<&str> = path.split('/').collect();
+    let at = match segments.as_slice() {
+        ["", "api", "v1", "invites", _, ..] => 4,
+        ["", "api", "v1", "rooms", _, "invites", _, ..] => 6,
+        _ => return Cow::Borrowed(path),
+    };
+    let mut out: Vec<String> = segments.iter().map(|s| (*s).to_owned()).collect();
+    let code = &segments[at];
+    out[at] = format!("{}…", code.get(..4).unwrap_or(""));
+    Cow::Owned(out.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn request_logs_keep_only_a_codes_prefix() {
+        let code = "AbCdEfGhIjKlMnOpQrStUv";
+        assert_eq!(
+            redact(&format!("/api/v1/invites/{code}/accept")),
+            "/api/v1/invites/AbCd…/accept"
+        );
+        let room = "0b9e0c55-6f0c-4e4e-9d4b-2a2f3c1b2a10";
+        assert_eq!(
+            redact(&format!("/api/v1/rooms/{room}/invites/{code}")),
+            format!("/api/v1/rooms/{room}/invites/AbCd…")
+        );
+        assert_eq!(redact("/api/v1/invites/é/accept"), "/api/v1/invites/…/accept");
+        for other in ["/api/v1/rooms", "/api/v1/rooms/x/invites", "/api/v1/users/me"] {
+            assert_eq!(redact(other), other);
+        }
+    }
 }
