@@ -288,7 +288,11 @@ async fn only_owners_and_admins_make_list_and_revoke_invites() {
             Some(json!({})),
         )
         .await;
-    assert_eq!((s, code(&b)), (403, "forbidden"), "a direct room has nobody who moderates it");
+    assert_eq!(
+        (s, code(&b)),
+        (403, "forbidden"),
+        "a direct room has nobody who moderates it"
+    );
     app.expect(204, "DELETE", &format!("/api/v1/rooms/{public}"), Some(&alice), None)
         .await;
     let (s, b) = app
