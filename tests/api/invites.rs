@@ -33,6 +33,9 @@ async fn uses(app: &TestApp, code: &str) -> i32 {
         .get(0)
 }
 
+/// An `audit_log` row: action, actor name, room id, room name, details.
+type AuditRow = (String, String, Option<String>, Option<String>, Option<Value>);
+
 fn code_of(invite: &Value) -> String {
     invite["code"].as_str().expect("an invite code").to_string()
 }
@@ -536,7 +539,7 @@ async fn making_and_revoking_invites_is_audited_without_the_code() {
         )
         .await
         .unwrap();
-    let got: Vec<(String, String, Option<String>, Option<String>, Option<Value>)> = rows
+    let got: Vec<AuditRow> = rows
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
         .collect();
