@@ -245,6 +245,9 @@ pub fn route_template(path: &str) -> &'static str {
         "/api/v1/admin/users/{username}/disable",
         "/api/v1/admin/users/{username}/enable",
         "/api/v1/admin/stream",
+        "/api/v1/rooms/{id}/invites",
+        "/api/v1/rooms/{id}/invites/{code}",
+        "/api/v1/invites/{code}/accept",
     ];
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     let matches = |route: &str| {

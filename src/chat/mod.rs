@@ -7,6 +7,7 @@
 
 mod access;
 mod ingest;
+mod invites;
 mod members;
 mod messages;
 mod reactions;
@@ -24,6 +25,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use uuid::Uuid;
 
 pub use ingest::{Posted, Receipt};
+pub use invites::{InviteState, InviteTerms, InviteView, INVITES_LIMIT};
 pub use members::{BanView, MemberView};
 pub use messages::{HistoryPage, MessageView, ReadState};
 pub use reactions::{Emoji, MessageReactions, Reaction};

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod datadir;
 pub mod embedded;
+pub mod invites;
 pub mod messages;
 pub mod migrate;
 pub mod nodes;

@@ -7,6 +7,7 @@ mod accounts;
 mod admin;
 pub mod error;
 mod health;
+mod invites;
 mod members;
 mod messages;
 pub mod openapi;
@@ -54,6 +55,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = w
         .unify()
         .or(crate::ws::routes(&state))
         .unify()
+        .or(invites::routes(&state))
+        .unify()
         .or(openapi::routes())
         .unify()
         .or(reactions::routes(&state))
@@ -73,14 +76,14 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = w
     api.with(warp::reply::with::headers(security_headers(&state.config)))
         .with(warp::trace(|info| {
             // One span per request; everything logged while handling it carries the id.
-            tracing::info_span!("request", id = %uuid::Uuid::new_v4().simple(), method = %info.method(), path = info.path())
+            tracing::info_span!("request", id = %uuid::Uuid::new_v4().simple(), method = %info.method(), path = %invites::redact(info.path()))
         }))
         .with(warp::log::custom(move |info| {
             metrics.request(info.path(), info.method().as_str(), info.status().as_u16(), info.elapsed().as_secs_f64());
             tracing::info!(
                 target: "chatd::http",
                 method = %info.method(),
-                path = info.path(),
+                path = %invites::redact(info.path()),
                 status = info.status().as_u16(),
                 ms = info.elapsed().as_secs_f64() * 1000.0,
             )

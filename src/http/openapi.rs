@@ -16,6 +16,7 @@ use warp::Filter;
 use super::accounts::{AuthResponse, LoginRequest, RefreshRequest, RegisterRequest};
 use super::error::{ErrorBody, ErrorDetail};
 use super::health::{Health, Readiness};
+use super::invites::CreateInvite;
 use super::members::{AddMember, Ban, SetRole};
 use super::messages::{EditMessage, MarkRead, PostMessage};
 use super::rooms::{CreateRoom, OpenDirect, PatchRoom};
@@ -26,6 +27,7 @@ use crate::auth::{SessionView, TokenPair};
 use crate::chat::{BanView, MemberView, MessageView, ReadState, Role, RoomView, Visibility};
 use crate::chat::{MessageReactions, Reaction, ReplyTo};
 use crate::chat::{SearchHit, SearchRoom};
+use crate::chat::{InviteState, InviteView};
 use crate::page::Page;
 use crate::users::{PublicProfile, User};
 
@@ -184,6 +186,10 @@ fn allowed_methods(table: &MethodTable, path: &str) -> Option<String> {
         operations::add_reaction,
         operations::remove_reaction,
         operations::search_messages,
+        operations::create_invite,
+        operations::list_invites,
+        operations::revoke_invite,
+        operations::accept_invite,
     ),
     components(
         schemas(
@@ -192,6 +198,7 @@ fn allowed_methods(table: &MethodTable, path: &str) -> Option<String> {
             Stats, NodeStats, PoolStats, Totals, ConnectionInfo, RoomInfo, CloseRequest,
             ReplyTo, Reaction, MessageReactions,
             SearchHit, SearchRoom,
+            InviteView, InviteState, CreateInvite,
         ),
         responses(
             operations::Unauthorized,
@@ -1030,4 +1037,71 @@ mod operations {
             (status = 503, response = Unavailable),
         ))]
     fn search_messages() {}
+
+    /// Make an invite code (owner, admins) to a public or private room. The code is a bearer
+    /// secret: whoever holds it may join until it expires, is used up or is revoked.
+    #[utoipa::path(post, path = "/api/v1/rooms/{id}/invites", tag = "members", security(("bearer" = [])), request_body = CreateInvite,
+        params(("id" = Uuid, Path, description = "A room's id")),
+        responses(
+            (status = 201, description = "The invite", body = InviteView),
+            (status = 400, response = BadBody),
+            (status = 401, response = Unauthorized),
+            (status = 403, description = "`forbidden`, `banned`, `account_disabled`", body = ErrorBody),
+            (status = 404, description = "`room_not_found`", body = ErrorBody),
+            (status = 409, description = "`direct_room`, `room_archived`", body = ErrorBody),
+            (status = 408, response = TooSlow),
+            (status = 413, response = TooLarge),
+            (status = 415, response = UnsupportedMediaType),
+            (status = 422, description = "`invalid_expiry`, `invalid_max_uses`", body = ErrorBody),
+            (status = 503, response = Unavailable),
+        ))]
+    fn create_invite() {}
+
+    /// A room's invites, newest first, each with its `state` (owner, admins).
+    #[utoipa::path(get, path = "/api/v1/rooms/{id}/invites", tag = "members", security(("bearer" = [])),
+        params(
+            ("id" = Uuid, Path, description = "A room's id"),
+            ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "1–200, default 50"),
+            ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ),
+        responses(
+            (status = 200, description = "One page of invites", body = Page<InviteView>),
+            (status = 400, description = "`invalid_query`", body = ErrorBody),
+            (status = 401, response = Unauthorized),
+            (status = 403, description = "`forbidden`, `banned`, `account_disabled`", body = ErrorBody),
+            (status = 404, description = "`room_not_found`", body = ErrorBody),
+            (status = 422, description = "`invalid_limit`, `invalid_cursor`", body = ErrorBody),
+            (status = 503, response = Unavailable),
+        ))]
+    fn list_invites() {}
+
+    /// Revoke an invite (owner, admins); revoking it again changes nothing.
+    #[utoipa::path(delete, path = "/api/v1/rooms/{id}/invites/{code}", tag = "members", security(("bearer" = [])),
+        params(
+            ("id" = Uuid, Path, description = "A room's id"),
+            ("code" = String, Path, description = "The invite's code"),
+        ),
+        responses(
+            (status = 204, description = "Revoked"),
+            (status = 401, response = Unauthorized),
+            (status = 403, description = "`forbidden`, `banned`, `account_disabled`", body = ErrorBody),
+            (status = 404, description = "`room_not_found`, `invite_not_found`", body = ErrorBody),
+            (status = 409, description = "`direct_room`, `room_archived`", body = ErrorBody),
+            (status = 503, response = Unavailable),
+        ))]
+    fn revoke_invite() {}
+
+    /// Join the invite's room as a member (a member already: the room, no use counted).
+    #[utoipa::path(post, path = "/api/v1/invites/{code}/accept", tag = "members", security(("bearer" = [])),
+        params(("code" = String, Path, description = "An invite code")),
+        responses(
+            (status = 200, description = "The room", body = RoomView),
+            (status = 401, response = Unauthorized),
+            (status = 403, description = "`banned` (no use is counted), `account_disabled`", body = ErrorBody),
+            (status = 404, description = "`invite_not_found`", body = ErrorBody),
+            (status = 409, description = "`room_archived`", body = ErrorBody),
+            (status = 410, description = "`invite_expired`, `invite_exhausted`, `invite_revoked`", body = ErrorBody),
+            (status = 503, response = Unavailable),
+        ))]
+    fn accept_invite() {}
 }

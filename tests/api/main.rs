@@ -11,6 +11,7 @@ mod cluster;
 mod docs;
 mod faults;
 mod health;
+mod invites;
 mod limits;
 mod members;
 mod messages;
