@@ -5,6 +5,7 @@
 
 mod accounts;
 mod admin;
+mod audit;
 pub mod error;
 mod health;
 mod members;
@@ -53,6 +54,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = w
         .or(crate::ws::routes(&state))
         .unify()
         .or(openapi::routes())
+        .unify()
+        .or(audit::routes(&state))
         .unify()
         // Boxed: the nested `Or` types grow with every route, and past a depth rustc's trait
         // solver gives up in release builds (E0275 overflow evaluating `Unpin`).
