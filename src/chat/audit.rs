@@ -211,7 +211,10 @@ mod tests {
             f(&mut q);
             q.parse()
         };
-        assert_eq!(q(|q| q.action = Some("nope".into())).unwrap_err().code(), "invalid_query");
+        assert_eq!(
+            q(|q| q.action = Some("nope".into())).unwrap_err().code(),
+            "invalid_query"
+        );
         assert!(q(|q| q.since = Some("yesterday".into())).is_err());
         assert!(q(|q| q.user = Some("a b".into())).is_err());
         assert!(q(|q| {

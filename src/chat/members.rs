@@ -158,7 +158,16 @@ impl Chat {
         if added {
             joined(&tx, room_id, user.id, &user.username, role).await?;
             let details = serde_json::json!({ "role": role });
-            record(&tx, actor, room_id, AuditAction::MemberAdded, user.id, None, Some(details)).await?;
+            record(
+                &tx,
+                actor,
+                room_id,
+                AuditAction::MemberAdded,
+                user.id,
+                None,
+                Some(details),
+            )
+            .await?;
         }
         let view = member_view(&tx, room_id, &user.username).await?;
         tx.commit().await?;
@@ -196,7 +205,16 @@ impl Chat {
             }
             rooms::set_role(&tx, room_id, user.id, role.as_str()).await?;
             role_changed(&tx, room_id, user.id, &user.username, role).await?;
-            record(&tx, actor, room_id, AuditAction::RoleChanged, user.id, None, Some(details)).await?;
+            record(
+                &tx,
+                actor,
+                room_id,
+                AuditAction::RoleChanged,
+                user.id,
+                None,
+                Some(details),
+            )
+            .await?;
         }
         let view = member_view(&tx, room_id, &user.username).await?;
         tx.commit().await?;
@@ -259,7 +277,16 @@ impl Chat {
         }
         // Banning again (a new reason) is recorded too, marked as an update.
         let details = (!created).then(|| serde_json::json!({ "updated": true }));
-        record(&tx, actor, room_id, AuditAction::MemberBanned, user.id, reason.as_deref(), details).await?;
+        record(
+            &tx,
+            actor,
+            room_id,
+            AuditAction::MemberBanned,
+            user.id,
+            reason.as_deref(),
+            details,
+        )
+        .await?;
         let ban = rooms::bans(&tx, room_id, None, 1, Some(user.id))
             .await?
             .pop()

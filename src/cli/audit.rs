@@ -84,12 +84,11 @@ async fn show(chat: &Chat, filter: &Filter, limit: i64, json: bool) -> Result<()
 
 /// One entry as a table row.
 fn line(e: &AuditEntry) -> String {
-    let at = e
-        .at
-        .replace_nanosecond(0)
-        .unwrap_or(e.at)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let at =
+        e.at.replace_nanosecond(0)
+            .unwrap_or(e.at)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
     let mut notes: Vec<String> = Vec::new();
     if let Some(reason) = &e.reason {
         notes.push(format!("\"{reason}\""));

@@ -173,14 +173,14 @@ async fn act(
             ))?;
         }
         UserAction::Disable { username } => {
-            let u = accounts.set_disabled(&username, true, None).await?;
+            let u = accounts.set_disabled(&username, true).await?;
             print(format_args!(
                 "disabled {}; all of its sessions were revoked",
                 u.username
             ))?;
         }
         UserAction::Enable { username } => {
-            let u = accounts.set_disabled(&username, false, None).await?;
+            let u = accounts.set_disabled(&username, false).await?;
             print(format_args!("enabled {}", u.username))?;
         }
         UserAction::Delete { username } => {

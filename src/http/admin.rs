@@ -486,7 +486,7 @@ async fn set_disabled(
             return Err(Error::conflict("cannot_disable_self", "you cannot disable your own account").into());
         }
     }
-    let user = state.accounts.set_disabled(&name, disabled, who.user_id()).await?;
+    let user = state.accounts.set_disabled_by(&name, disabled, who.user_id()).await?;
     tracing::info!(admin = who.name(), user = %user.username, disabled, "account changed by an administrator");
     Ok(json(StatusCode::OK, &user))
 }

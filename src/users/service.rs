@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use super::{AvatarUrl, Bio, DisplayName, Password, PublicProfile, User, Username};
 use crate::auth::{Accounts, AuthUser};
-use crate::db::users::{ProfileChange, UserRecord};
 use crate::db::audit::{self, AuditAction, Entry};
+use crate::db::users::{ProfileChange, UserRecord};
 use crate::db::{sessions, users};
 use crate::error::{Error, Result};
 use crate::page::{self, Limit, Page};
@@ -123,9 +123,13 @@ impl Accounts {
         Ok(())
     }
 
-    /// Disables (and signs out everywhere) or re-enables a user; `by` is the server
-    /// administrator doing it (`None`: the operator).
-    pub async fn set_disabled(&self, username: &str, disabled: bool, by: Option<Uuid>) -> Result<User> {
+    /// Disables (and signs out everywhere) or re-enables a user, as the operator.
+    pub async fn set_disabled(&self, username: &str, disabled: bool) -> Result<User> {
+        self.set_disabled_by(username, disabled, None).await
+    }
+
+    /// `set_disabled`, recorded as done by `by` (a server administrator; `None`: the operator).
+    pub async fn set_disabled_by(&self, username: &str, disabled: bool, by: Option<Uuid>) -> Result<User> {
         let record = self.find(username).await?;
         let mut conn = self.db.conn().await?;
         let tx = conn.transaction().await?;
