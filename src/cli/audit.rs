@@ -26,7 +26,7 @@ pub struct AuditArgs {
     /// Only entries this user did or that were done to them (`operator`: the operator's)
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
-    /// Only this action (role_changed, member_kicked, member_banned, user_disabled, …)
+    /// Only this action: role_changed, member_kicked, member_banned, user_disabled and so on
     #[arg(long, value_name = "ACTION")]
     pub action: Option<String>,
     /// Only entries at or after this time (RFC 3339, e.g. 2026-01-31T12:00:00Z)
