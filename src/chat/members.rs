@@ -11,6 +11,7 @@ use super::rooms::room_view;
 use super::types::BanReason;
 use super::{Actor, Chat, Page, Role, RoomView, MEMBERS_LIMIT};
 use crate::bus::{self, Event, LeaveReason};
+use crate::db::audit::{self, AuditAction, Entry};
 use crate::db::rooms;
 use crate::error::{Error, Result};
 use crate::page;
@@ -156,6 +157,17 @@ impl Chat {
         let added = rooms::add_member(&tx, room_id, user.id, role.as_str()).await?;
         if added {
             joined(&tx, room_id, user.id, &user.username, role).await?;
+            let details = serde_json::json!({ "role": role });
+            record(
+                &tx,
+                actor,
+                room_id,
+                AuditAction::MemberAdded,
+                user.id,
+                None,
+                Some(details),
+            )
+            .await?;
         }
         let view = member_view(&tx, room_id, &user.username).await?;
         tx.commit().await?;
@@ -180,16 +192,29 @@ impl Chat {
                     "a room keeps its owner: give another member the role 'owner' instead",
                 ));
             }
+            // One entry per change: a transfer names the previous owner (now an admin) in it.
+            let mut details = serde_json::json!({ "from": current, "to": role });
             if role == Role::Owner {
                 if let Some(previous) = rooms::owner(&tx, room_id).await? {
                     rooms::set_role(&tx, room_id, previous, Role::Admin.as_str()).await?;
                     if let Some(was) = crate::db::users::by_id(&tx, previous).await? {
                         role_changed(&tx, room_id, previous, &was.username, Role::Admin).await?;
+                        details["previous_owner"] = was.username.into();
                     }
                 }
             }
             rooms::set_role(&tx, room_id, user.id, role.as_str()).await?;
             role_changed(&tx, room_id, user.id, &user.username, role).await?;
+            record(
+                &tx,
+                actor,
+                room_id,
+                AuditAction::RoleChanged,
+                user.id,
+                None,
+                Some(details),
+            )
+            .await?;
         }
         let view = member_view(&tx, room_id, &user.username).await?;
         tx.commit().await?;
@@ -214,6 +239,7 @@ impl Chat {
         room.outranks(Some(target))?;
         rooms::remove_member(&tx, room_id, user.id).await?;
         left(&tx, room_id, user.id, &user.username, LeaveReason::Kicked).await?;
+        record(&tx, actor, room_id, AuditAction::MemberKicked, user.id, None, None).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -249,6 +275,18 @@ impl Chat {
         if removed || created {
             left(&tx, room_id, user.id, &user.username, LeaveReason::Banned).await?;
         }
+        // Banning again (a new reason) is recorded too, marked as an update.
+        let details = (!created).then(|| serde_json::json!({ "updated": true }));
+        record(
+            &tx,
+            actor,
+            room_id,
+            AuditAction::MemberBanned,
+            user.id,
+            reason.as_deref(),
+            details,
+        )
+        .await?;
         let ban = rooms::bans(&tx, room_id, None, 1, Some(user.id))
             .await?
             .pop()
@@ -269,6 +307,7 @@ impl Chat {
                 format!("'{}' is not banned from this room", user.username),
             ));
         }
+        record(&tx, actor, room_id, AuditAction::MemberUnbanned, user.id, None, None).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -326,6 +365,26 @@ async fn role_changed(c: &impl GenericClient, room_id: Uuid, user_id: Uuid, user
         role,
     };
     Ok(bus::notify(c, &event).await?)
+}
+
+/// Records a moderation step on member `target`, in the transaction that makes it.
+async fn record(
+    c: &impl GenericClient,
+    actor: &Actor,
+    room_id: Uuid,
+    action: AuditAction,
+    target: Uuid,
+    reason: Option<&str>,
+    details: Option<serde_json::Value>,
+) -> Result<()> {
+    let entry = Entry {
+        actor: actor.user_id(),
+        room: Some(room_id),
+        target: Some(target),
+        reason,
+        details,
+    };
+    Ok(audit::record(c, action, &entry).await?)
 }
 
 /// One member, read inside the caller's transaction (see `rooms::room_view` for why).

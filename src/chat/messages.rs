@@ -322,6 +322,16 @@ impl Chat {
             let tx = conn.transaction().await?;
             messages::tombstone(&tx, message.id, actor.user_id()).await?;
             bus::notify(&tx, &Event::MessageDeleted { room_id, seq }).await?;
+            if !own {
+                let entry = crate::db::audit::Entry {
+                    actor: actor.user_id(),
+                    room: Some(room_id),
+                    target: author,
+                    details: Some(serde_json::json!({ "seq": seq })),
+                    ..Default::default()
+                };
+                crate::db::audit::record(&tx, crate::db::audit::AuditAction::MessageDeleted, &entry).await?;
+            }
             tx.commit().await?;
         }
         Ok(())

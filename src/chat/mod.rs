@@ -6,6 +6,7 @@
 //! A message is stored with its room-wide `seq` in one transaction (see `db::messages`).
 
 mod access;
+pub mod audit;
 mod ingest;
 mod invites;
 mod members;

@@ -11,6 +11,7 @@ use super::messages::MessageView;
 use super::types::{name_key, RoomName, Topic};
 use super::{room_not_found, Actor, Chat, Page, Role, Visibility, ROOMS_LIMIT};
 use crate::bus::{self, Event};
+use crate::db::audit::{self, AuditAction, Entry};
 use crate::db::rooms::{self, NewRoom, RoomChange, RoomCursor, RoomFilter, RoomSummary};
 use crate::error::{Error, Result};
 use crate::page;
@@ -193,7 +194,7 @@ impl Chat {
             .transpose()?;
         let mut conn = self.db.conn().await?;
         let tx = conn.transaction().await?;
-        access::for_change(&tx, actor, room_id, Action::Moderate).await?;
+        let before = access::for_change(&tx, actor, room_id, Action::Moderate).await?.room;
         let change = RoomChange {
             name: name.as_ref().map(|n| (n.as_str().to_string(), n.key().to_string())),
             topic,
@@ -206,6 +207,16 @@ impl Chat {
         }
         if !unchanged {
             bus::notify(&tx, &Event::RoomChanged { room_id }).await?;
+            let details = room_changes(&before, &change);
+            if !details.is_empty() {
+                let entry = Entry {
+                    actor: actor.user_id(),
+                    room: Some(room_id),
+                    details: Some(details.into()),
+                    ..Entry::default()
+                };
+                audit::record(&tx, AuditAction::RoomUpdated, &entry).await?;
+            }
         }
         let view = room_view(&tx, actor, room_id).await?;
         tx.commit().await?;
@@ -214,6 +225,12 @@ impl Chat {
 
     /// Archives a room (owner): read-only from now on, history kept.
     pub async fn archive_room(&self, actor: &Actor, room_id: Uuid) -> Result<()> {
+        self.archive_room_recorded_as(actor, room_id, actor.user_id()).await
+    }
+
+    /// Archives a room as `actor` may, recorded as done by `recorded` (a server administrator
+    /// acting with the operator's powers; `None`: the operator).
+    pub async fn archive_room_recorded_as(&self, actor: &Actor, room_id: Uuid, recorded: Option<Uuid>) -> Result<()> {
         let mut conn = self.db.conn().await?;
         let tx = conn.transaction().await?;
         let room = access::load(&tx, actor, room_id, true).await?;
@@ -221,6 +238,12 @@ impl Chat {
         room.writable()?;
         rooms::archive(&tx, room_id).await?;
         bus::notify(&tx, &Event::RoomChanged { room_id }).await?;
+        let entry = Entry {
+            actor: recorded,
+            room: Some(room_id),
+            ..Entry::default()
+        };
+        audit::record(&tx, AuditAction::RoomArchived, &entry).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -229,6 +252,13 @@ impl Chat {
     pub async fn delete_room(&self, room_id: Uuid) -> Result<()> {
         let mut conn = self.db.conn().await?;
         let tx = conn.transaction().await?;
+        // Recorded first, while the room's name can still be read; rolled back with the rest
+        // if there is no such room.
+        let entry = Entry {
+            room: Some(room_id),
+            ..Entry::default()
+        };
+        audit::record(&tx, AuditAction::RoomDeleted, &entry).await?;
         if !rooms::delete(&tx, room_id).await? {
             return Err(room_not_found());
         }
@@ -326,6 +356,27 @@ async fn decorate_last_messages(c: &impl GenericClient, actor: &Actor, views: &m
         views[i].last_message = Some(m);
     }
     Ok(())
+}
+
+/// What an update changes, field by field (`{"name": {"from": …, "to": …}, …}`); empty when
+/// every value given is the one the room already has.
+fn room_changes(before: &rooms::RoomRecord, change: &RoomChange) -> serde_json::Map<String, serde_json::Value> {
+    let mut out = serde_json::Map::new();
+    let mut note = |field: &str, from: Option<&str>, to: Option<&str>| {
+        if from != to {
+            out.insert(field.into(), serde_json::json!({ "from": from, "to": to }));
+        }
+    };
+    if let Some((name, _)) = &change.name {
+        note("name", before.name.as_deref(), Some(name));
+    }
+    if let Some(topic) = &change.topic {
+        note("topic", before.topic.as_deref(), topic.as_deref());
+    }
+    if let Some(visibility) = &change.visibility {
+        note("visibility", Some(&before.visibility), Some(visibility));
+    }
+    out
 }
 
 /// A room cursor's key: `0|1` (named or direct), the id, then the name key.

@@ -560,6 +560,17 @@ fn examples(roff: &mut Roff, page: &str) {
             "Draw a fan-out sweep:",
             "chatd bench plot --input fanout.json --out docs/bench-fanout.svg",
         )],
+        "chatd-audit" => &[
+            (
+                "What the moderators of a room did last week:",
+                "chatd audit --room general --since 2026-01-24T00:00:00Z --until 2026-01-31T00:00:00Z",
+            ),
+            (
+                "Every ban, as JSON lines:",
+                "chatd audit --action member_banned --limit 1000 --json | jq -r .target",
+            ),
+            ("Everything done by or to mallory:", "chatd audit --user mallory"),
+        ],
         "chatd-tui" => &[
             (
                 "Watch the server configured here, as the operator (on the server's machine):",

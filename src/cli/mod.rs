@@ -5,6 +5,7 @@
 //! taken…); 2 usage or configuration error (bad flag, bad config key, invalid input such as
 //! a too-short password). Errors are one line on stderr: `chatd: error: …`.
 
+mod audit;
 mod bench;
 mod completions;
 mod man;
@@ -63,6 +64,8 @@ pub enum Command {
     User(user::UserArgs),
     /// Manage rooms and their members directly in the database
     Room(room::RoomArgs),
+    /// Show the audit log: moderation and administration actions, newest first
+    Audit(audit::AuditArgs),
     /// Load-test a running chatd: fan-out, many rooms, idle connections, logins, history
     Bench(bench::BenchArgs),
     /// A live console for operators: nodes, rooms and connections, with actions
@@ -266,6 +269,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             Command::Migrate(args) => migrate::run(config, args, signals).await,
             Command::User(args) => user::run(config, args, password, signals).await,
             Command::Room(args) => room::run(config, args, signals).await,
+            Command::Audit(args) => audit::run(config, args, signals).await,
             Command::Tui(args) => tui::run(config, args, password, signals).await,
             // Handled above, before the configuration was read.
             Command::Completions(_) | Command::Man(_) | Command::Bench(_) => Ok(()),

@@ -83,3 +83,84 @@ pub async fn record(c: &impl GenericClient, action: AuditAction, e: &Entry<'_>) 
     .await?;
     Ok(())
 }
+
+impl std::str::FromStr for AuditAction {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(drop)
+    }
+}
+
+/// A row of `audit_log`.
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub at: time::OffsetDateTime,
+    pub action: String,
+    pub actor_name: String,
+    pub room_id: Option<Uuid>,
+    pub room_name: Option<String>,
+    pub target_name: Option<String>,
+    pub reason: Option<String>,
+    pub details: Option<serde_json::Value>,
+}
+
+/// Which entries a listing shows; every filter given must match.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub room_id: Option<Uuid>,
+    /// A room by its name as recorded (so a deleted room is still found), without regard to case.
+    pub room_name: Option<String>,
+    /// The actor's or the target's name as recorded (`operator` for the operator).
+    pub user: Option<String>,
+    pub action: Option<AuditAction>,
+    pub since: Option<time::OffsetDateTime>,
+    pub until: Option<time::OffsetDateTime>,
+}
+
+/// Up to `limit` entries older than entry `before`, newest first.
+pub async fn list(
+    c: &impl GenericClient,
+    filter: &Filter,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<AuditRecord>, tokio_postgres::Error> {
+    let rows = c
+        .query(
+            "SELECT id, at, action, actor_name, room_id, room_name, target_name, reason, details \
+             FROM audit_log \
+             WHERE ($1::uuid IS NULL OR room_id = $1) \
+               AND ($2::text IS NULL OR lower(room_name) = lower($2)) \
+               AND ($3::text IS NULL OR actor_name = $3 OR target_name = $3) \
+               AND ($4::text IS NULL OR action = $4) \
+               AND ($5::timestamptz IS NULL OR at >= $5) \
+               AND ($6::timestamptz IS NULL OR at <= $6) \
+               AND ($7::bigint IS NULL OR id < $7) \
+             ORDER BY id DESC LIMIT $8",
+            &[
+                &filter.room_id,
+                &filter.room_name,
+                &filter.user,
+                &filter.action.map(AuditAction::as_str),
+                &filter.since,
+                &filter.until,
+                &before,
+                &limit,
+            ],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| AuditRecord {
+            id: r.get(0),
+            at: r.get(1),
+            action: r.get(2),
+            actor_name: r.get(3),
+            room_id: r.get(4),
+            room_name: r.get(5),
+            target_name: r.get(6),
+            reason: r.get(7),
+            details: r.get(8),
+        })
+        .collect())
+}

@@ -25,6 +25,7 @@ use crate::admin::types::{CloseRequest, ConnectionInfo, ConnectionPage, RoomPage
 use crate::admin::{self, RoomOrder};
 use crate::app::AppState;
 use crate::auth::AuthUser;
+use crate::chat::audit::{AuditQuery, AUDIT_LIMIT};
 use crate::chat::Actor;
 use crate::error::Error;
 use crate::page::Limit;
@@ -99,6 +100,13 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = wa
         .and(with_state(state))
         .then(stream)
         .map(reply);
+    let audit = warp::path!("api" / "v1" / "admin" / "audit")
+        .and(warp::get())
+        .and(bearer())
+        .and(query())
+        .and(with_state(state))
+        .then(audit)
+        .map(reply);
     stats
         .or(connections)
         .unify()
@@ -113,6 +121,8 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = wa
         .or(enable)
         .unify()
         .or(stream)
+        .unify()
+        .or(audit)
         .unify()
 }
 
@@ -149,6 +159,14 @@ impl Admin {
         match self {
             Self::Operator => "operator",
             Self::User(u) => &u.username,
+        }
+    }
+
+    /// Who the audit log records (`None`: the operator).
+    fn user_id(&self) -> Option<Uuid> {
+        match self {
+            Self::Operator => None,
+            Self::User(u) => Some(u.user_id),
         }
     }
 }
@@ -399,12 +417,17 @@ async fn close_connection(
             reason: reason.to_owned(),
         };
         crate::bus::notify(&*db, &event).await.map_err(Error::from)?;
+        record_close(&state, &who, node, id, None, reason).await?;
         tracing::info!(admin = who.name(), %node, connection = id, reason, "closing a connection of another node");
         return Ok(warp::reply::with_status(warp::reply(), StatusCode::ACCEPTED).into_response());
     }
+    // Whose it is, for the audit log, read before it goes.
+    let (conns, _) = admin::connections(&state.node, &state.hub, id.saturating_sub(1), 1);
+    let owner = conns.first().filter(|c| c.id == id).map(|c| c.user_id);
     if !state.hub.close_connection(id, Close::ClosedByAdmin(reason.to_owned())) {
         return Err(not_found().into());
     }
+    record_close(&state, &who, state.node.id, id, owner, reason).await?;
     tracing::info!(
         admin = who.name(),
         connection = id,
@@ -414,10 +437,37 @@ async fn close_connection(
     Ok(no_content())
 }
 
+/// Records an administrator's closing of connection `id` of `node` (whose user, when known,
+/// is `owner`). The connection is not a database row, so there is no transaction to join.
+async fn record_close(
+    state: &AppState,
+    who: &Admin,
+    node: Uuid,
+    id: u64,
+    owner: Option<Uuid>,
+    reason: &str,
+) -> Result<(), ApiError> {
+    let entry = crate::db::audit::Entry {
+        actor: who.user_id(),
+        target: owner,
+        reason: Some(reason).filter(|r| !r.is_empty()),
+        details: Some(serde_json::json!({ "connection_id": id, "node_id": node })),
+        ..Default::default()
+    };
+    let conn = state.db.conn().await?;
+    crate::db::audit::record(&*conn, crate::db::audit::AuditAction::ConnectionClosed, &entry)
+        .await
+        .map_err(Error::from)?;
+    Ok(())
+}
+
 async fn archive_room(id: String, auth: Option<String>, state: AppState) -> Result<Response, ApiError> {
     let who = admin(&state, auth).await?;
     let room = room_id(&id)?;
-    state.chat.archive_room(&Actor::Operator, room).await?;
+    state
+        .chat
+        .archive_room_recorded_as(&Actor::Operator, room, who.user_id())
+        .await?;
     tracing::info!(admin = who.name(), %room, "room archived by an administrator");
     Ok(no_content())
 }
@@ -436,9 +486,30 @@ async fn set_disabled(
             return Err(Error::conflict("cannot_disable_self", "you cannot disable your own account").into());
         }
     }
-    let user = state.accounts.set_disabled(&name, disabled).await?;
+    let user = state.accounts.set_disabled_by(&name, disabled, who.user_id()).await?;
     tracing::info!(admin = who.name(), user = %user.username, disabled, "account changed by an administrator");
     Ok(json(StatusCode::OK, &user))
+}
+
+/// The whole audit log, filtered, newest first.
+async fn audit(auth: Option<String>, q: Query, state: AppState) -> Result<Response, ApiError> {
+    admin(&state, auth).await?;
+    let q = q?;
+    only_params(&q, &["room", "user", "action", "since", "until", "before", "limit"])?;
+    let limit = AUDIT_LIMIT.apply(param_limit(&q, AUDIT_LIMIT)?)?;
+    let filter = AuditQuery {
+        room: q.get("room").cloned(),
+        user: q.get("user").cloned(),
+        action: q.get("action").cloned(),
+        since: q.get("since").cloned(),
+        until: q.get("until").cloned(),
+    }
+    .parse()?;
+    let page = state
+        .chat
+        .audit_log(&filter, q.get("before").map(String::as_str), limit)
+        .await?;
+    Ok(json(StatusCode::OK, &page))
 }
 
 /// The stream's parameters, bounded.

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod admin;
+mod audit;
 pub mod error;
 mod health;
 mod invites;
@@ -62,6 +63,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = w
         .or(reactions::routes(&state))
         .unify()
         .or(search::routes(&state))
+        .unify()
+        .or(audit::routes(&state))
         .unify()
         // Boxed: the nested `Or` types grow with every route, and past a depth rustc's trait
         // solver gives up in release builds (E0275 overflow evaluating `Unpin`).

@@ -24,6 +24,7 @@ use super::sessions::Sessions;
 use super::users::{ChangePassword, DeleteMe, PatchMe};
 use crate::admin::types::{CloseRequest, ConnectionInfo, NodeStats, PoolStats, RoomInfo, Stats, Totals};
 use crate::auth::{SessionView, TokenPair};
+use crate::chat::audit::AuditEntry;
 use crate::chat::{BanView, MemberView, MessageView, ReadState, Role, RoomView, Visibility};
 use crate::chat::{MessageReactions, Reaction, ReplyTo};
 use crate::chat::{SearchHit, SearchRoom};
@@ -190,6 +191,8 @@ fn allowed_methods(table: &MethodTable, path: &str) -> Option<String> {
         operations::list_invites,
         operations::revoke_invite,
         operations::accept_invite,
+        operations::room_audit,
+        operations::admin_audit,
     ),
     components(
         schemas(
@@ -199,6 +202,7 @@ fn allowed_methods(table: &MethodTable, path: &str) -> Option<String> {
             ReplyTo, Reaction, MessageReactions,
             SearchHit, SearchRoom,
             InviteView, InviteState, CreateInvite,
+            AuditEntry, crate::db::audit::AuditAction,
         ),
         responses(
             operations::Unauthorized,
@@ -1104,4 +1108,44 @@ mod operations {
             (status = 503, response = Unavailable),
         ))]
     fn accept_invite() {}
+
+    /// A room's audit log (owner, admins): moderation of the room, newest first.
+    #[utoipa::path(get, path = "/api/v1/rooms/{id}/audit", tag = "members", security(("bearer" = [])),
+        params(
+            ("id" = Uuid, Path, description = "A room's id"),
+            ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "1–200, default 50"),
+            ("before" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+            ("action" = Option<String>, Query, description = "Only this action (`member_kicked`, `member_banned`, …)"),
+        ),
+        responses(
+            (status = 200, description = "One page of entries, newest first", body = Page<AuditEntry>),
+            (status = 400, description = "`invalid_query`", body = ErrorBody),
+            (status = 401, response = Unauthorized),
+            (status = 403, description = "`forbidden`, `banned`, `account_disabled`", body = ErrorBody),
+            (status = 404, description = "`room_not_found`", body = ErrorBody),
+            (status = 422, description = "`invalid_query` (an unknown action), `invalid_limit`, `invalid_cursor`", body = ErrorBody),
+            (status = 503, response = Unavailable),
+        ))]
+    fn room_audit() {}
+
+    /// The whole audit log, filtered, newest first. Entries are never pruned.
+    #[utoipa::path(get, path = "/api/v1/admin/audit", tag = "admin", security(("bearer" = [])),
+        params(
+            ("room" = Option<String>, Query, description = "A room's id, or its name as recorded"),
+            ("user" = Option<String>, Query, description = "Entries this user did or that were done to them (`operator`: the operator's)"),
+            ("action" = Option<String>, Query, description = "Only this action"),
+            ("since" = Option<String>, Query, description = "RFC 3339; entries at or after it"),
+            ("until" = Option<String>, Query, description = "RFC 3339; entries at or before it"),
+            ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "1–200, default 50"),
+            ("before" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ),
+        responses(
+            (status = 200, description = "One page of entries, newest first", body = Page<AuditEntry>),
+            (status = 400, description = "`invalid_query`", body = ErrorBody),
+            (status = 401, response = Unauthorized),
+            (status = 403, description = "`admin_required`, `account_disabled`", body = ErrorBody),
+            (status = 422, description = "`invalid_query` (a bad filter), `invalid_limit`, `invalid_cursor`", body = ErrorBody),
+            (status = 503, response = Unavailable),
+        ))]
+    fn admin_audit() {}
 }

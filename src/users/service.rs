@@ -1,9 +1,13 @@
 //! Profile reads and edits, user search, and the operator's administration of accounts
 //! (`chatd user …`). Administration that ends access (disable, password reset, delete)
-//! revokes the user's sessions in the same transaction.
+//! revokes the user's sessions in the same transaction. Each of these is recorded in the
+//! audit log in the transaction that makes it (a change to what is already so is not).
+
+use uuid::Uuid;
 
 use super::{AvatarUrl, Bio, DisplayName, Password, PublicProfile, User, Username};
 use crate::auth::{Accounts, AuthUser};
+use crate::db::audit::{self, AuditAction, Entry};
 use crate::db::users::{ProfileChange, UserRecord};
 use crate::db::{sessions, users};
 use crate::error::{Error, Result};
@@ -114,12 +118,18 @@ impl Accounts {
         let tx = conn.transaction().await?;
         users::set_password_hash(&tx, record.id, &hash).await?;
         sessions::revoke_all(&tx, record.id, None, "password_reset").await?;
+        audit::record(&tx, AuditAction::PasswordReset, &on(None, record.id)).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// Disables (and signs out everywhere) or re-enables a user.
+    /// Disables (and signs out everywhere) or re-enables a user, as the operator.
     pub async fn set_disabled(&self, username: &str, disabled: bool) -> Result<User> {
+        self.set_disabled_by(username, disabled, None).await
+    }
+
+    /// `set_disabled`, recorded as done by `by` (a server administrator; `None`: the operator).
+    pub async fn set_disabled_by(&self, username: &str, disabled: bool, by: Option<Uuid>) -> Result<User> {
         let record = self.find(username).await?;
         let mut conn = self.db.conn().await?;
         let tx = conn.transaction().await?;
@@ -127,19 +137,55 @@ impl Accounts {
         if disabled {
             sessions::revoke_all(&tx, record.id, None, "account_disabled").await?;
         }
+        if record.disabled_at.is_some() != disabled {
+            let action = if disabled {
+                AuditAction::UserDisabled
+            } else {
+                AuditAction::UserEnabled
+            };
+            audit::record(&tx, action, &on(by, record.id)).await?;
+        }
         tx.commit().await?;
         self.user(username).await
     }
 
     pub async fn set_admin(&self, username: &str, admin: bool) -> Result<User> {
         let record = self.find(username).await?;
-        users::set_admin(&*self.db.conn().await?, record.id, admin).await?;
+        let mut conn = self.db.conn().await?;
+        let tx = conn.transaction().await?;
+        users::set_admin(&tx, record.id, admin).await?;
+        if record.is_admin != admin {
+            let action = if admin {
+                AuditAction::AdminGranted
+            } else {
+                AuditAction::AdminRevoked
+            };
+            audit::record(&tx, action, &on(None, record.id)).await?;
+        }
+        tx.commit().await?;
+        drop(conn);
         self.user(username).await
     }
 
     pub async fn delete_user(&self, username: &str) -> Result<()> {
         let record = self.find(username).await?;
-        users::delete(&*self.db.conn().await?, record.id).await?;
+        let mut conn = self.db.conn().await?;
+        let tx = conn.transaction().await?;
+        // Recorded first, while the name can still be read from the account.
+        audit::record(&tx, AuditAction::UserDeleted, &on(None, record.id)).await?;
+        if !users::delete(&tx, record.id).await? {
+            return Err(user_not_found(username));
+        }
+        tx.commit().await?;
         Ok(())
+    }
+}
+
+/// An audit entry for an action by `actor` (`None`: the operator) on account `target`.
+fn on(actor: Option<Uuid>, target: Uuid) -> Entry<'static> {
+    Entry {
+        actor,
+        target: Some(target),
+        ..Entry::default()
     }
 }
