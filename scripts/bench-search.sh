@@ -23,7 +23,7 @@
 set -euo pipefail
 
 if [[ $# -gt 0 ]]; then
-    echo "usage: [BENCH_MESSAGES=N] [BENCH_QUERIES=N] [BENCH_PROFILE=release|fastrel] scripts/bench-search.sh" >&2
+    echo "usage: [BENCH_MESSAGES=N] [BENCH_QUERIES=N] [BENCH_PROFILE=release|fastrel] [BENCH_BIN=path/to/chatd] scripts/bench-search.sh" >&2
     exit 2
 fi
 cd "$(dirname "$0")/.."
@@ -38,8 +38,13 @@ for tool in curl psql python3; do
     command -v $tool >/dev/null || fail "$tool is needed"
 done
 
-cargo build --profile "$PROFILE"
-BIN=$(readlink -f "${CARGO_TARGET_DIR:-target}/$PROFILE/chatd")
+if [[ -n ${BENCH_BIN:-} ]]; then
+    BIN=$(readlink -f "$BENCH_BIN") # a chatd built already (its profile is then whatever it was)
+    PROFILE="given ($BENCH_BIN)"
+else
+    cargo build --profile "$PROFILE"
+    BIN=$(readlink -f "${CARGO_TARGET_DIR:-target}/$PROFILE/chatd")
+fi
 
 # Short: the embedded cluster's socket lives under it (unix socket paths are short).
 WORK=$(mktemp -d /tmp/cbs.XXXXXX)

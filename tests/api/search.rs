@@ -331,7 +331,8 @@ async fn bad_input_is_refused_with_a_stable_code() {
     let room = app.room(&alice, "r", "public").await;
     app.say(&alice, &room, "hello").await;
     let long = "x".repeat(201);
-    let cases: Vec<(Vec<(&str, &str)>, u16, &str)> = vec![
+    type Case<'a> = (Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (vec![], 422, "invalid_query"),
         (vec![("q", "")], 422, "invalid_query"),
         (vec![("q", "   ")], 422, "invalid_query"),
