@@ -8,10 +8,10 @@
 mod access;
 mod ingest;
 mod members;
+pub mod mentions;
 mod messages;
 mod rooms;
 pub mod types;
-pub mod mentions;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -22,10 +22,10 @@ use uuid::Uuid;
 
 pub use ingest::{Posted, Receipt};
 pub use members::{BanView, MemberView};
+pub use mentions::Mention;
 pub use messages::{HistoryPage, MessageView, ReadState};
 pub use rooms::{RoomQuery, RoomUpdate, RoomView};
 pub use types::{Role, Visibility};
-pub use mentions::Mention;
 
 use crate::auth::AuthUser;
 use crate::bus::Bus;

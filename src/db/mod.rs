@@ -5,14 +5,14 @@
 pub mod audit;
 pub mod datadir;
 pub mod embedded;
+pub mod mentions;
 pub mod messages;
 pub mod migrate;
 pub mod nodes;
 pub mod rooms;
 pub mod sessions;
-pub mod users;
-pub mod mentions;
 pub mod unread;
+pub mod users;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -23,6 +23,7 @@ use super::sessions::Sessions;
 use super::users::{ChangePassword, DeleteMe, PatchMe};
 use crate::admin::types::{CloseRequest, ConnectionInfo, NodeStats, PoolStats, RoomInfo, Stats, Totals};
 use crate::auth::{SessionView, TokenPair};
+use crate::chat::Mention;
 use crate::chat::{BanView, MemberView, MessageView, ReadState, Role, RoomView, Visibility};
 use crate::page::Page;
 use crate::users::{PublicProfile, User};
@@ -185,6 +186,7 @@ fn allowed_methods(table: &MethodTable, path: &str) -> Option<String> {
             ErrorBody, ErrorDetail, Health, Readiness, User, PublicProfile, TokenPair, SessionView,
             Visibility, Role, RoomView, MemberView, BanView, MessageView, ReadState,
             Stats, NodeStats, PoolStats, Totals, ConnectionInfo, RoomInfo, CloseRequest,
+            Mention,
         ),
         responses(
             operations::Unauthorized,

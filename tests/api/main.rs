@@ -13,6 +13,7 @@ mod faults;
 mod health;
 mod limits;
 mod members;
+mod mentions;
 mod messages;
 mod migrations;
 mod openapi;
