@@ -32,6 +32,7 @@ fn message(room_id: Uuid, seq: i64) -> MessageView {
         edited_at: None,
         deleted: false,
         deleted_at: None,
+        mentions: Vec::new(),
     }
 }
 
