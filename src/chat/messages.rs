@@ -6,10 +6,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::access::{self, Action};
-use super::mentions;
 use super::ingest::{client_msg_id_reused, Post, Receipt};
 use super::reactions::Reaction;
 use super::replies::{self, decorate, ReplyTo};
+use super::mentions;
 use super::types::{ClientMsgId, MessageBody};
 use super::{Actor, Chat, Page, MESSAGES_LIMIT};
 use crate::bus::{self, Event};
@@ -294,7 +294,15 @@ impl Chat {
         // for the first time hear of it.
         let newly = mentions::re_resolve(&tx, room_id, seq, actor.user_id(), body.as_str()).await?;
         if !newly.is_empty() {
-            bus::notify(&tx, &Event::Mentioned { room_id, seq, users: newly }).await?;
+            bus::notify(
+                &tx,
+                &Event::Mentioned {
+                    room_id,
+                    seq,
+                    users: newly,
+                },
+            )
+            .await?;
         }
         tx.commit().await?;
         let (edited, _) = messages::by_seq(&*conn, room_id, seq)

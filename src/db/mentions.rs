@@ -77,7 +77,12 @@ pub async fn resolve_many(
     let rows = c
         .query(
             statement,
-            &[&candidates.rooms, &candidates.seqs, &candidates.authors, &candidates.names],
+            &[
+                &candidates.rooms,
+                &candidates.seqs,
+                &candidates.authors,
+                &candidates.names,
+            ],
         )
         .await?;
     Ok(resolved(&rows))
@@ -99,7 +104,12 @@ pub async fn resolve(
     let rows = c
         .query(
             RESOLVE_MANY_SQL,
-            &[&candidates.rooms, &candidates.seqs, &candidates.authors, &candidates.names],
+            &[
+                &candidates.rooms,
+                &candidates.seqs,
+                &candidates.authors,
+                &candidates.names,
+            ],
         )
         .await?;
     Ok(resolved(&rows).remove(&(room, seq)).unwrap_or_default())

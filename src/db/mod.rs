@@ -6,6 +6,7 @@ pub mod audit;
 pub mod datadir;
 pub mod embedded;
 pub mod invites;
+pub mod mentions;
 pub mod messages;
 pub mod migrate;
 pub mod nodes;
@@ -14,9 +15,8 @@ pub mod replies;
 pub mod rooms;
 pub mod search;
 pub mod sessions;
-pub mod users;
-pub mod mentions;
 pub mod unread;
+pub mod users;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -25,6 +25,7 @@ use super::users::{ChangePassword, DeleteMe, PatchMe};
 use crate::admin::types::{CloseRequest, ConnectionInfo, NodeStats, PoolStats, RoomInfo, Stats, Totals};
 use crate::auth::{SessionView, TokenPair};
 use crate::chat::audit::AuditEntry;
+use crate::chat::Mention;
 use crate::chat::{BanView, MemberView, MessageView, ReadState, Role, RoomView, Visibility};
 use crate::chat::{MessageReactions, Reaction, ReplyTo};
 use crate::chat::{SearchHit, SearchRoom};
@@ -203,6 +204,7 @@ fn allowed_methods(table: &MethodTable, path: &str) -> Option<String> {
             SearchHit, SearchRoom,
             InviteView, InviteState, CreateInvite,
             AuditEntry, crate::db::audit::AuditAction,
+            Mention,
         ),
         responses(
             operations::Unauthorized,

@@ -452,22 +452,22 @@ impl Hub {
             a.total += 1;
             a.last = Some(message.created_at);
         }
-        // Whom it mentions hear of it wherever they are connected, subscribed or not.
-        self.mentioned(message, message.mentions.iter().map(|m| m.user_id));
         let subs = self.subscribers(message.room_id);
-        if subs.is_empty() {
-            return;
+        if !subs.is_empty() {
+            let frame = ServerFrame::Message(message).encode();
+            let at = Instant::now();
+            for conn in subs {
+                conn.push(Out::Message {
+                    room: message.room_id,
+                    seq: message.seq,
+                    frame: frame.clone(),
+                    at,
+                });
+            }
         }
-        let frame = ServerFrame::Message(message).encode();
-        let at = Instant::now();
-        for conn in subs {
-            conn.push(Out::Message {
-                room: message.room_id,
-                seq: message.seq,
-                frame: frame.clone(),
-                at,
-            });
-        }
+        // Whom it mentions hear of it wherever they are connected, subscribed or not (after
+        // the message, on a subscribed connection, unless its writer is filling a hole).
+        self.mentioned(message, message.mentions.iter().map(|m| m.user_id));
     }
 
     /// Sends a `mention` frame about `message` to every connection of `users`.

@@ -233,7 +233,7 @@ async fn migrate_status_lists_applied_migrations() {
     let out = run(chatd(dir.path(), Some(&app.db.url), &["migrate", "status"]));
     let (code, stdout, _) = outcome(&out);
     assert_eq!(code, 0);
-    for name in ["0001_accounts", "0002_rooms", "0003_cluster"] {
+    for name in ["0001_accounts", "0002_rooms", "0003_cluster", "0004_rich_messaging"] {
         assert!(
             stdout.lines().any(|l| l.starts_with(&format!("applied  {name}"))),
             "{stdout}"
@@ -242,7 +242,7 @@ async fn migrate_status_lists_applied_migrations() {
     let (code, stdout, _) = outcome(&run(chatd(dir.path(), Some(&app.db.url), &["migrate"])));
     assert_eq!(code, 0);
     assert!(
-        stdout.contains("up to date (latest migration: 0003_cluster)"),
+        stdout.contains("up to date (latest migration: 0004_rich_messaging)"),
         "{stdout}"
     );
 
@@ -259,11 +259,12 @@ async fn migrate_status_lists_applied_migrations() {
     let (code, stdout, err) = outcome(&run(chatd(dir.path(), Some(&app.db.url), &["migrate", "status"])));
     assert_eq!(code, 1, "{stdout}");
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 4, "{stdout}");
+    assert_eq!(lines.len(), 5, "{stdout}");
     assert!(lines[0].starts_with("EDITED   0001_accounts"), "{stdout}");
     assert!(lines[1].starts_with("applied  0002_rooms"), "{stdout}");
     assert!(lines[2].starts_with("applied  0003_cluster"), "{stdout}");
-    assert!(lines[3].starts_with("UNKNOWN  0999_from_the_future"), "{stdout}");
+    assert!(lines[3].starts_with("applied  0004_rich_messaging"), "{stdout}");
+    assert!(lines[4].starts_with("UNKNOWN  0999_from_the_future"), "{stdout}");
     assert!(err.contains("0001_accounts was edited"), "{err}");
     let (code, _, err) = outcome(&run(chatd(dir.path(), Some(&app.db.url), &["migrate"])));
     assert_eq!(code, 1);

@@ -15,6 +15,7 @@ mod health;
 mod invites;
 mod limits;
 mod members;
+mod mentions;
 mod messages;
 mod migrations;
 mod openapi;
