@@ -7,9 +7,9 @@ use uuid::Uuid;
 
 use super::access::{self, Action};
 use super::ingest::{client_msg_id_reused, Post, Receipt};
+use super::mentions;
 use super::reactions::Reaction;
 use super::replies::{self, decorate, ReplyTo};
-use super::mentions;
 use super::types::{ClientMsgId, MessageBody};
 use super::{Actor, Chat, Page, MESSAGES_LIMIT};
 use crate::bus::{self, Event};

@@ -27,9 +27,9 @@ use crate::auth::{SessionView, TokenPair};
 use crate::chat::audit::AuditEntry;
 use crate::chat::Mention;
 use crate::chat::{BanView, MemberView, MessageView, ReadState, Role, RoomView, Visibility};
+use crate::chat::{InviteState, InviteView};
 use crate::chat::{MessageReactions, Reaction, ReplyTo};
 use crate::chat::{SearchHit, SearchRoom};
-use crate::chat::{InviteState, InviteView};
 use crate::page::Page;
 use crate::users::{PublicProfile, User};
 
