@@ -79,14 +79,22 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = w
     api.with(warp::reply::with::headers(security_headers(&state.config)))
         .with(warp::trace(|info| {
             // One span per request; everything logged while handling it carries the id.
-            tracing::info_span!("request", id = %uuid::Uuid::new_v4().simple(), method = %info.method(), path = %invites::redact(info.path()))
+            // Invite codes are bearer secrets: logged by their first characters only.
+            let path = invites::redact(info.path());
+            tracing::info_span!("request", id = %uuid::Uuid::new_v4().simple(), method = %info.method(), path = &*path)
         }))
         .with(warp::log::custom(move |info| {
-            metrics.request(info.path(), info.method().as_str(), info.status().as_u16(), info.elapsed().as_secs_f64());
+            metrics.request(
+                info.path(),
+                info.method().as_str(),
+                info.status().as_u16(),
+                info.elapsed().as_secs_f64(),
+            );
+            let path = invites::redact(info.path());
             tracing::info!(
                 target: "chatd::http",
                 method = %info.method(),
-                path = %invites::redact(info.path()),
+                path = &*path,
                 status = info.status().as_u16(),
                 ms = info.elapsed().as_secs_f64() * 1000.0,
             )
