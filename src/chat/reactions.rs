@@ -114,8 +114,13 @@ impl Chat {
         } else {
             reactions::remove(&tx, message, emoji.as_str(), me).await?
         };
+        let tallies = reactions::tallies(&tx, &[message], &[Some(me)]).await?;
         if changed {
-            let (_, count) = reactions::counts(&tx, message, emoji.as_str()).await?;
+            // The message's tallies, read for the answer, hold the emoji's new count.
+            let count = tallies
+                .iter()
+                .find(|t| t.emoji == emoji.as_str())
+                .map_or(0, |t| t.count);
             let event = Event::Reaction {
                 room_id,
                 seq,
@@ -126,7 +131,6 @@ impl Chat {
             };
             bus::notify(&tx, &event).await?;
         }
-        let tallies = reactions::tallies(&tx, &[message], &[Some(me)]).await?;
         tx.commit().await?;
         Ok(MessageReactions {
             room_id,

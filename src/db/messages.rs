@@ -264,13 +264,8 @@ pub async fn unread_count(
     user: Uuid,
     seq: i64,
 ) -> Result<i64, tokio_postgres::Error> {
-    let row = c
-        .query_one(
-            "SELECT count(*) FROM (SELECT 1 FROM messages WHERE room_id = $1 AND seq > $3 \
-               AND deleted_at IS NULL AND author_id IS DISTINCT FROM $2 LIMIT $4) s",
-            &[&room, &user, &seq, &UNREAD_CAP],
-        )
-        .await?;
+    let sql = format!("SELECT {}", super::unread::unread_sql("$2", "$1", "$3"));
+    let row = c.query_one(&sql, &[&room, &user, &seq]).await?;
     Ok(row.get(0))
 }
 

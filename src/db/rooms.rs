@@ -6,7 +6,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{GenericClient, Row, Statement};
 use uuid::Uuid;
 
-use super::messages::{MessageRecord, UNREAD_CAP};
+use super::messages::MessageRecord;
 
 #[derive(Debug, Clone)]
 pub struct RoomRecord {
@@ -269,10 +269,7 @@ pub async fn list(
     // query, the planner may compute those for every room, then sort.
     let sql = format!(
         "SELECT {ROOM_COLUMNS}, r.name_key, r.role, \
-            CASE WHEN r.member THEN \
-              (SELECT count(*) FROM (SELECT 1 FROM messages u WHERE u.room_id = r.id \
-                 AND u.seq > r.last_read_seq AND u.deleted_at IS NULL \
-                 AND u.author_id IS DISTINCT FROM $1 LIMIT {UNREAD_CAP}) unread) END, \
+            CASE WHEN r.member THEN {unread} END, \
             (SELECT count(*) FROM room_members x WHERE x.room_id = r.id), \
             CASE WHEN r.visibility = 'direct' THEN \
               (SELECT array_agg(du.username ORDER BY du.username) FROM room_members d \
@@ -292,7 +289,8 @@ pub async fn list(
          LEFT JOIN LATERAL (SELECT mm.*, au.username AS author FROM messages mm \
               LEFT JOIN users au ON au.id = mm.author_id \
               WHERE mm.room_id = r.id AND mm.deleted_at IS NULL ORDER BY mm.seq DESC LIMIT 1) lm ON true \
-         ORDER BY (r.visibility = 'direct'), r.name_key COLLATE \"C\", r.id"
+         ORDER BY (r.visibility = 'direct'), r.name_key COLLATE \"C\", r.id",
+        unread = super::unread::unread_sql("$1", "r.id", "r.last_read_seq"),
     );
     let (direct, key, id) = match after {
         Some(c) => (Some(c.direct), Some(c.name_key.as_str()), Some(c.id)),

@@ -10,6 +10,27 @@ use uuid::Uuid;
 
 use super::messages::UNREAD_CAP;
 
+/// The SQL for `user`'s unread messages in `room` after seq `after` (each an SQL expression):
+/// messages by others, not deleted, counted up to [`UNREAD_CAP`].
+pub(crate) fn unread_sql(user: &str, room: &str, after: &str) -> String {
+    format!(
+        "(SELECT count(*) FROM (SELECT 1 FROM messages u WHERE u.room_id = {room} \
+           AND u.seq > {after} AND u.deleted_at IS NULL \
+           AND u.author_id IS DISTINCT FROM {user} LIMIT {UNREAD_CAP}) unread)"
+    )
+}
+
+/// The SQL for the mentions of `user` in `room` after seq `after` (each an SQL expression), in
+/// messages not deleted, counted up to [`UNREAD_CAP`].
+pub(crate) fn mentions_sql(user: &str, room: &str, after: &str) -> String {
+    format!(
+        "(SELECT count(*) FROM (SELECT 1 FROM message_mentions mm \
+           JOIN messages m ON m.room_id = mm.room_id AND m.seq = mm.seq \
+           WHERE mm.user_id = {user} AND mm.room_id = {room} AND mm.seq > {after} \
+             AND m.deleted_at IS NULL LIMIT {UNREAD_CAP}) mentioned)"
+    )
+}
+
 /// Mentions of `user` in `room` after `seq` in messages not deleted, up to [`UNREAD_CAP`].
 pub async fn mention_count(
     c: &impl GenericClient,
@@ -17,15 +38,8 @@ pub async fn mention_count(
     user: Uuid,
     seq: i64,
 ) -> Result<i64, tokio_postgres::Error> {
-    let row = c
-        .query_one(
-            "SELECT count(*) FROM (SELECT 1 FROM message_mentions mm \
-               JOIN messages m ON m.room_id = mm.room_id AND m.seq = mm.seq \
-               WHERE mm.user_id = $2 AND mm.room_id = $1 AND mm.seq > $3 AND m.deleted_at IS NULL \
-               LIMIT $4) s",
-            &[&room, &user, &seq, &UNREAD_CAP],
-        )
-        .await?;
+    let sql = format!("SELECT {}", mentions_sql("$2", "$1", "$3"));
+    let row = c.query_one(&sql, &[&room, &user, &seq]).await?;
     Ok(row.get(0))
 }
 
@@ -38,16 +52,11 @@ pub async fn mention_counts(
     if rooms.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows = c
-        .query(
-            "SELECT rm.room_id, (SELECT count(*) FROM (SELECT 1 FROM message_mentions mm \
-                 JOIN messages m ON m.room_id = mm.room_id AND m.seq = mm.seq \
-                 WHERE mm.user_id = $1 AND mm.room_id = rm.room_id AND mm.seq > rm.last_read_seq \
-                   AND m.deleted_at IS NULL LIMIT $3) s) \
-             FROM room_members rm WHERE rm.user_id = $1 AND rm.room_id = ANY($2)",
-            &[&user, &rooms, &UNREAD_CAP],
-        )
-        .await?;
+    let sql = format!(
+        "SELECT rm.room_id, {} FROM room_members rm WHERE rm.user_id = $1 AND rm.room_id = ANY($2)",
+        mentions_sql("$1", "rm.room_id", "rm.last_read_seq")
+    );
+    let rows = c.query(&sql, &[&user, &rooms]).await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
@@ -69,23 +78,16 @@ pub struct RoomUnread {
 /// The unread state of `user`'s rooms, at most [`HELLO_ROOMS`] of them (rooms where the
 /// marker is behind the last seq first), and whether there were more. One query.
 pub async fn of_user(c: &impl GenericClient, user: Uuid) -> Result<(Vec<RoomUnread>, bool), tokio_postgres::Error> {
-    let rows = c
-        .query(
-            "SELECT p.room_id, p.last_seq, p.last_read_seq, \
-               (SELECT count(*) FROM (SELECT 1 FROM messages u WHERE u.room_id = p.room_id \
-                  AND u.seq > p.last_read_seq AND u.deleted_at IS NULL \
-                  AND u.author_id IS DISTINCT FROM $1 LIMIT $3) unread), \
-               (SELECT count(*) FROM (SELECT 1 FROM message_mentions mm \
-                  JOIN messages m ON m.room_id = mm.room_id AND m.seq = mm.seq \
-                  WHERE mm.user_id = $1 AND mm.room_id = p.room_id AND mm.seq > p.last_read_seq \
-                    AND m.deleted_at IS NULL LIMIT $3) mentioned) \
-             FROM (SELECT rm.room_id, r.last_seq, rm.last_read_seq FROM room_members rm \
-                   JOIN rooms r ON r.id = rm.room_id WHERE rm.user_id = $1 \
-                   ORDER BY (r.last_seq > rm.last_read_seq) DESC, rm.room_id LIMIT $2) p \
-             ORDER BY (p.last_seq > p.last_read_seq) DESC, p.room_id",
-            &[&user, &(HELLO_ROOMS + 1), &UNREAD_CAP],
-        )
-        .await?;
+    let sql = format!(
+        "SELECT p.room_id, p.last_seq, p.last_read_seq, {}, {} \
+         FROM (SELECT rm.room_id, r.last_seq, rm.last_read_seq FROM room_members rm \
+               JOIN rooms r ON r.id = rm.room_id WHERE rm.user_id = $1 \
+               ORDER BY (r.last_seq > rm.last_read_seq) DESC, rm.room_id LIMIT $2) p \
+         ORDER BY (p.last_seq > p.last_read_seq) DESC, p.room_id",
+        unread_sql("$1", "p.room_id", "p.last_read_seq"),
+        mentions_sql("$1", "p.room_id", "p.last_read_seq")
+    );
+    let rows = c.query(&sql, &[&user, &(HELLO_ROOMS + 1)]).await?;
     let mut rooms: Vec<RoomUnread> = rows
         .iter()
         .map(|r| RoomUnread {
