@@ -6,9 +6,23 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-/// What was done. Stored as its snake_case name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// What was done. Stored, sent and parsed as its snake_case name (`as_str`, `FromStr` and
+/// `VARIANTS` derived by strum, serde by serde: one name rule for both).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum AuditAction {
     RoleChanged,
     MemberAdded,
@@ -33,27 +47,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::RoleChanged => "role_changed",
-            Self::MemberAdded => "member_added",
-            Self::MemberKicked => "member_kicked",
-            Self::MemberBanned => "member_banned",
-            Self::MemberUnbanned => "member_unbanned",
-            Self::MessageDeleted => "message_deleted",
-            Self::RoomUpdated => "room_updated",
-            Self::RoomArchived => "room_archived",
-            Self::RoomDeleted => "room_deleted",
-            Self::InviteCreated => "invite_created",
-            Self::InviteRevoked => "invite_revoked",
-            Self::UserDisabled => "user_disabled",
-            Self::UserEnabled => "user_enabled",
-            Self::UserDeleted => "user_deleted",
-            Self::AdminGranted => "admin_granted",
-            Self::AdminRevoked => "admin_revoked",
-            Self::PasswordReset => "password_reset",
-            Self::SessionRevoked => "session_revoked",
-            Self::ConnectionClosed => "connection_closed",
-        }
+        self.into()
     }
 }
 
@@ -82,13 +76,6 @@ pub async fn record(c: &impl GenericClient, action: AuditAction, e: &Entry<'_>) 
     )
     .await?;
     Ok(())
-}
-
-impl std::str::FromStr for AuditAction {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(drop)
-    }
 }
 
 /// A row of `audit_log`.
